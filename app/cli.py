@@ -1,0 +1,189 @@
+"""The `paybridge` command line: processes, migrations, API keys, and queue admin actions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from app.config import Settings
+from app.runtime import Runtime
+
+
+def _runtime() -> Runtime:
+    return Runtime(Settings.from_env())
+
+
+@click.group()
+def main() -> None:
+    """Paybridge: keeps a CRM and a Direct Debit gateway in step."""
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="RQ worker processes.")
+@click.option("--no-emulators", is_flag=True, help="Do not start the sim/ emulators.")
+def run(workers: int, no_emulators: bool) -> None:
+    """Run everything: migrations, web app, workers, clock and the two emulators."""
+    from app.supervisor import run_main_job
+
+    sys.exit(run_main_job(workers=workers, emulators=not no_emulators))
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default 127.0.0.1:$PORT or 8000).")
+@click.option("--workers", "web_workers", default=2, show_default=True)
+def web(bind: str | None, web_workers: int) -> None:
+    """Run the web app under gunicorn."""
+    bind = bind or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+    argv = [sys.executable, "-m", "gunicorn", "app.wsgi:app", "--bind", bind,
+            "--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "20"]
+    os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--name", default=None)
+def worker(burst: bool, name: str | None) -> None:
+    """Run one RQ worker on both queues."""
+    from workers.worker import run as run_worker
+
+    run_worker(burst=burst, name=name)
+
+
+@main.command()
+def clock() -> None:
+    """Run the dispatcher beat (retries, lost jobs, scheduled mode)."""
+    from workers.clock import run as run_clock
+
+    run_clock()
+
+
+@main.command()
+def dispatch() -> None:
+    """Run one dispatcher pass now and print how many items were handed out."""
+    from workers.dispatcher import dispatch_api
+
+    click.echo(f"dispatched {dispatch_api(_runtime())} item(s)")
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from app.migrate import upgrade
+
+    settings = Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """API keys for CRM triggers and admin clients (stored hashed, shown once)."""
+
+
+@api_keys.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["trigger", "admin"]), required=True)
+def api_keys_create(name: str, role: str) -> None:
+    """Create a key; the key itself is printed once, as the last line."""
+    from app.auth import create_key
+
+    with _runtime().db.transaction() as session:
+        row, key = create_key(session, name, role)
+        click.echo(f"created API key {row.id} ({role}) named {name!r}; store it now, it is "
+                   "not shown again:")
+    click.echo(key)
+
+
+@api_keys.command("list")
+def api_keys_list() -> None:
+    import sqlalchemy as sa
+
+    from app.auth import ApiKey
+
+    with _runtime().db.transaction() as session:
+        for key in session.scalars(sa.select(ApiKey).order_by(ApiKey.id)):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            click.echo(f"{key.id}\t{key.name}\t{key.role}\t{key.prefix}...\t{state}")
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", type=int)
+def api_keys_revoke(key_id: int) -> None:
+    from app.auth import revoke_key
+
+    with _runtime().db.transaction() as session:
+        ok = revoke_key(session, key_id)
+    click.echo("revoked" if ok else "no active key with that id")
+    sys.exit(0 if ok else 1)
+
+
+@main.group()
+def queue() -> None:
+    """API Queue admin: list, show, reprocess, discard."""
+
+
+@queue.command("list")
+@click.option("--status", type=click.Choice(["pending", "failed", "discarded"]))
+@click.option("--object", "obj")
+@click.option("--limit", default=50, show_default=True)
+def queue_list(status: str | None, obj: str | None, limit: int) -> None:
+    from queues import service
+
+    for item in service.list_items(_runtime().db, status=status, obj=obj, limit=limit):
+        click.echo(f"{item.id}\t{item.status}\t{item.object}\t{item.record_id}\t"
+                   f"{item.operation}\tattempts={item.attempts}\t{item.last_error or ''}")
+
+
+@queue.command("show")
+@click.argument("item_id", type=int)
+def queue_show(item_id: int) -> None:
+    from queues import service
+
+    item = service.get_item(_runtime().db, item_id)
+    if item is None:
+        raise click.ClickException(f"queue item {item_id} does not exist")
+    click.echo(json.dumps(item.to_dict(detail=True), indent=2, default=str))
+
+
+@queue.command("reprocess")
+@click.argument("item_ids", type=int, nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Every Failed item (with --object: of it).")
+@click.option("--object", "obj")
+def queue_reprocess(item_ids: tuple[int, ...], all_failed: bool, obj: str | None) -> None:
+    """Make Failed items due again now (the dispatcher hands them out)."""
+    from queues import service
+
+    if not item_ids and not all_failed:
+        raise click.UsageError("name item ids or pass --all-failed")
+    rt = _runtime()
+    done = service.reprocess(rt.db, ids=list(item_ids) or None, obj=obj, actor="cli")
+    click.echo(f"reprocessing {len(done)} item(s): {' '.join(map(str, done))}")
+
+
+@queue.command("discard")
+@click.argument("item_id", type=int)
+@click.option("--reason", required=True)
+def queue_discard(item_id: int, reason: str) -> None:
+    from queues import service
+
+    try:
+        item = service.discard(_runtime().db, item_id, reason, actor="cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if item is None:
+        raise click.ClickException(f"queue item {item_id} does not exist")
+    click.echo(f"discarded {item_id}")
+
+
+if __name__ == "__main__":
+    main()

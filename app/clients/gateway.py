@@ -1,0 +1,157 @@
+"""GatewayClient: the GoCardless-style REST API over one keep-alive requests.Session.
+
+Errors are classified here and nowhere else: transport failures, 5xx and 429 are transient
+(with the server's ``Retry-After`` / ``RateLimit-Reset`` when given); 4xx are permanent and
+carry the gateway's own message; a 409 ``idempotent_creation_conflict`` is not an error at all
+but the answer to a create that already happened, so ``create`` returns the existing resource.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from app.clients.errors import InvalidStateError, PermanentError, TransientError
+from app.redaction import redact, redact_value
+
+log = logging.getLogger(__name__)
+API_VERSION = "2015-07-06"
+
+
+@dataclass(frozen=True)
+class Created:
+    resource: dict[str, Any]
+    already_existed: bool  # True when the gateway answered 409 idempotent_creation_conflict
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value)
+            return max(0.0, parsed.timestamp() - time.time())
+    reset = response.headers.get("RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(reset).timestamp() - time.time())
+        except (TypeError, ValueError):
+            try:
+                return max(0.0, float(reset))
+            except ValueError:
+                return None
+    return None
+
+
+def _error_message(body: Any, status: int) -> tuple[str, dict[str, Any]]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return f"gateway answered HTTP {status}", {}
+    parts = [str(error.get("message") or f"HTTP {status}")]
+    for item in error.get("errors") or []:
+        if isinstance(item, dict):
+            field = item.get("field") or item.get("reason")
+            parts.append(f"{field}: {item.get('message')}" if field else str(item.get("message")))
+    return redact("; ".join(parts)), redact_value(error)
+
+
+class GatewayClient:
+    def __init__(self, base_url: str, access_token: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (min(3.05, timeout), timeout)
+        self.session = requests.Session()
+        self.session.headers.update({
+            "Authorization": f"Bearer {access_token}",
+            "GoCardless-Version": API_VERSION,
+            "Accept": "application/json",
+            "User-Agent": "paybridge",
+        })
+
+    def _request(self, method: str, path: str, *, json: Any = None,
+                 idempotency_key: str | None = None, params: Any = None) -> requests.Response:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        try:
+            response = self.session.request(method, self.base_url + path, json=json,
+                                            params=params, headers=headers,
+                                            timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise TransientError(f"gateway timed out on {method} {path}") from exc
+        except requests.ConnectionError as exc:
+            raise TransientError(f"gateway unreachable on {method} {path}") from exc
+        return response
+
+    def _check(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = {}
+        if 200 <= status < 300:
+            return body
+        message, details = _error_message(body, status)
+        where = f"{method} {path}"
+        if status == 429 or status >= 500:
+            raise TransientError(f"{where}: {message}", status=status,
+                                 retry_after=_retry_after(response), details=details)
+        if details.get("type") == "invalid_state":
+            reasons = [e.get("reason") for e in details.get("errors", []) if isinstance(e, dict)]
+            raise InvalidStateError(f"{where}: {message}", status=status,
+                                    reason=next((r for r in reasons if r), None), details=details)
+        raise PermanentError(f"{where}: {message}", status=status, details=details)
+
+    def create(self, resource: str, body: dict[str, Any], idempotency_key: str) -> Created:
+        path = f"/{resource}"
+        response = self._request("POST", path, json={resource: body},
+                                 idempotency_key=idempotency_key)
+        if response.status_code == 409:
+            existing = _conflicting_id(response)
+            if existing:
+                return Created(self.get(resource, existing), already_existed=True)
+        return Created(self._check(response, "POST", path)[resource], already_existed=False)
+
+    def get(self, resource: str, resource_id: str) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        return self._check(self._request("GET", path), "GET", path)[resource]
+
+    def update(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        response = self._request("PUT", path, json={resource: body})
+        return self._check(response, "PUT", path)[resource]
+
+    def action(self, resource: str, resource_id: str, action: str,
+               data: dict[str, Any] | None = None) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}/actions/{action}"
+        response = self._request("POST", path, json={"data": data or {}})
+        return self._check(response, "POST", path)[resource]
+
+    def delete(self, resource: str, resource_id: str) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        body = self._check(self._request("DELETE", path), "DELETE", path)
+        return body.get(resource) or {"id": resource_id}
+
+    def list_events(self, *, after: str | None = None, created_after: str | None = None,
+                    limit: int = 500) -> tuple[list[dict[str, Any]], str | None]:
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        if created_after:
+            params["created_at[gt]"] = created_after
+        body = self._check(self._request("GET", "/events", params=params), "GET", "/events")
+        return body.get("events", []), (body.get("meta") or {}).get("cursors", {}).get("after")
+
+
+def _conflicting_id(response: requests.Response) -> str | None:
+    try:
+        errors = response.json()["error"]["errors"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for item in errors:
+        if isinstance(item, dict) and item.get("reason") == "idempotent_creation_conflict":
+            return (item.get("links") or {}).get("conflicting_resource_id")
+    return None

@@ -1,0 +1,178 @@
+"""CrmClient for Salesforce, through simple-salesforce.
+
+Login is OAuth 2.0 (client credentials) against SALESFORCE_LOGIN_URL; the token is handed to
+``simple_salesforce.Salesforce(instance_url, session_id, session)``. TLS: requests lets the
+REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables override a session's ``verify``, so
+the session ignores the environment (``trust_env = False``) and trusts exactly the configured
+CA bundle (or the default public CAs). Certificate checks are never switched off.
+
+Errors: an expired session is renewed once, transparently; REQUEST_LIMIT_EXCEEDED becomes
+``PausedError``; UNABLE_TO_LOCK_ROW, 5xx and transport failures are transient; anything else
+(deleted record, invalid field) is permanent, with Salesforce's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+)
+
+from app.clients.errors import PausedError, PermanentError, TransientError
+from app.redaction import redact
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+COLLECTION_LIMIT = 200  # records per sObject Collections call
+TRANSIENT_CODES = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
+
+
+@dataclass(frozen=True)
+class CrmWrite:
+    sobject: str
+    record_id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CrmWriteResult:
+    ok: bool
+    record_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+
+class _TimeoutSession(requests.Session):
+    """simple-salesforce passes no timeout; a hung socket must not hang a worker forever."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(*args, **kwargs)
+
+
+def _errors_of(exc: SalesforceError) -> list[dict[str, Any]]:
+    content = exc.content
+    if isinstance(content, list):
+        return [c for c in content if isinstance(c, dict)]
+    if isinstance(content, dict):
+        return [content]
+    return []
+
+
+def classify(exc: Exception) -> Exception:
+    """Turn a simple-salesforce / requests exception into our error classes."""
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        return TransientError(f"Salesforce unreachable: {type(exc).__name__}")
+    if not isinstance(exc, SalesforceError):
+        return exc
+    errors = _errors_of(exc)
+    codes = {str(e.get("errorCode") or e.get("statusCode")) for e in errors}
+    message = redact("; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors)
+                     or f"HTTP {exc.status}")
+    if "REQUEST_LIMIT_EXCEEDED" in codes:
+        return PausedError(f"Salesforce: {message}", status=exc.status)
+    if codes & TRANSIENT_CODES or exc.status >= 500:
+        return TransientError(f"Salesforce: {message}", status=exc.status)
+    return PermanentError(f"Salesforce: {message}", status=exc.status, details=errors)
+
+
+class SalesforceClient:
+    def __init__(self, login_url: str, client_id: str, client_secret: str, *,
+                 ca_bundle: str = "", version: str = "59.0", timeout: float = 30.0) -> None:
+        self.login_url = login_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.version = version
+        self.session = _TimeoutSession(timeout)
+        self.session.trust_env = False
+        self.session.verify = ca_bundle or True
+        self._sf: Salesforce | None = None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def _login(self) -> Salesforce:
+        try:
+            response = self.session.post(
+                f"{self.login_url}/services/oauth2/token",
+                data={"grant_type": "client_credentials", "client_id": self.client_id,
+                      "client_secret": self._client_secret},
+            )
+        except requests.RequestException as exc:
+            raise classify(exc) from exc
+        if response.status_code != 200:
+            raise PermanentError(
+                f"Salesforce login refused (HTTP {response.status_code}); check "
+                "SALESFORCE_CLIENT_ID / SALESFORCE_CLIENT_SECRET", status=response.status_code)
+        token = response.json()
+        return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+                          session=self.session, version=self.version)
+
+    def _client(self, renew: bool = False) -> Salesforce:
+        with self._lock:
+            if self._sf is None or renew:
+                self._sf = self._login()
+            return self._sf
+
+    def _call(self, fn: Callable[[Salesforce], T]) -> T:
+        for attempt in (1, 2):
+            sf = self._client(renew=False)
+            try:
+                self.calls += 1
+                return fn(sf)
+            except SalesforceExpiredSession:
+                if attempt == 2:
+                    raise TransientError("Salesforce session expired twice in a row") from None
+                log.info("salesforce session expired; logging in again")
+                self._client(renew=True)
+            except (SalesforceError, requests.RequestException) as exc:
+                raise classify(exc) from exc
+        raise AssertionError("unreachable")
+
+    def api_usage(self) -> tuple[int, int] | None:
+        """(used, allocation) from the last Sforce-Limit-Info header seen, if any."""
+        usage = self._sf.api_usage.get("api-usage") if self._sf else None
+        return (usage.used, usage.total) if usage else None
+
+    def update_many(self, writes: Sequence[CrmWrite]) -> list[CrmWriteResult]:
+        """sObject Collections PATCH, 200 records per call, one result per write, in order."""
+        results: list[CrmWriteResult] = []
+        for start in range(0, len(writes), COLLECTION_LIMIT):
+            chunk = writes[start:start + COLLECTION_LIMIT]
+            records = [{"attributes": {"type": w.sobject}, "id": w.record_id, **w.fields}
+                       for w in chunk]
+            answer = self._call(lambda sf, r=records: sf.restful(
+                "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": r}))
+            results.extend(_result(item) for item in answer)
+        return results
+
+    def create(self, sobject: str, fields: dict[str, Any]) -> str:
+        answer = self._call(lambda sf: getattr(sf, sobject).create(fields))
+        return str(answer["id"])
+
+    def get(self, sobject: str, record_id: str) -> dict[str, Any]:
+        return dict(self._call(lambda sf: getattr(sf, sobject).get(record_id)))
+
+
+def _result(item: dict[str, Any]) -> CrmWriteResult:
+    if item.get("success"):
+        return CrmWriteResult(ok=True, record_id=item.get("id"))
+    errors = item.get("errors") or [{}]
+    first = errors[0]
+    code = str(first.get("statusCode") or "UNKNOWN")
+    return CrmWriteResult(ok=False, record_id=item.get("id"), code=code,
+                          message=redact(f"{code}: {first.get('message')}"),
+                          transient=code in TRANSIENT_CODES)

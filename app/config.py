@@ -1,0 +1,177 @@
+"""Settings: the only place that reads the environment.
+
+One name, one default, one parser per setting. Nothing happens at import: ``Settings.from_env``
+is called by ``create_app`` / the worker entry points, and ``validate`` refuses to start a
+production process with development secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEV_GATEWAY_TOKEN = "sandbox-token"  # noqa: S105 - the gateway emulator's published dev token
+DEV_WEBHOOK_SECRET = "paybridge-dev-webhook-secret"  # noqa: S105 - emulator's dev secret
+DEV_SF_CLIENT_SECRET = "paybridge-dev-secret"  # noqa: S105 - Salesforce emulator's dev secret
+DEV_SECRET_KEY = "paybridge-dev-session-key"  # noqa: S105
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 60.0}
+
+
+def parse_duration(text: str, default_unit: str = "m") -> float:
+    """'90s' -> 90.0, '5m' -> 300.0, '2h' -> 7200.0; a bare number is in ``default_unit``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h)")
+    unit = match.group(2) or default_unit
+    return float(match.group(1)) * _UNIT_SECONDS[unit]
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """A retry schedule: comma-separated durations, minutes when no unit ('1,5,15' or '30s,2m')."""
+    items = [part for part in text.split(",") if part.strip()]
+    if not items:
+        raise ValueError("a retry schedule needs at least one interval")
+    return tuple(parse_duration(part) for part in items)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _choice(*allowed: str):
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    return parse_duration(text, default_unit="s")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = field(default="development", metadata={"env": "PAYBRIDGE_ENV",
+                     "parse": _choice("development", "test", "production")})
+    home: Path = field(default=ROOT / "var", metadata={"env": "PAYBRIDGE_HOME", "parse": Path})
+    database_url: str = field(default="", metadata={"env": "DATABASE_URL"})
+    redis_url: str = field(default="", metadata={"env": "REDIS_URL"})
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "SECRET_KEY"})
+    log_format: str = field(default="json", metadata={"env": "LOG_FORMAT",
+                            "parse": _choice("json", "text")})
+    log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL"})
+    max_body_bytes: int = field(default=5 * 1024 * 1024, metadata={"env": "MAX_BODY_BYTES",
+                                "parse": int})
+    # Off by default: sort codes and account numbers are never stored anywhere.
+    store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
+                                     "parse": _bool})
+
+    # API Queue processing
+    api_queue_mode: str = field(default="immediate", metadata={
+        "env": "API_QUEUE_MODE", "parse": _choice("immediate", "scheduled")})
+    retry_schedule: tuple[float, ...] = field(
+        default=(60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0),
+        metadata={"env": "RETRY_SCHEDULE", "parse": parse_schedule})
+    retry_jitter: float = field(default=0.1, metadata={"env": "RETRY_JITTER", "parse": float})
+    batch_size: int = field(default=50, metadata={"env": "JOB_BATCH_SIZE", "parse": int})
+    lease_seconds: float = field(default=60.0, metadata={"env": "LEASE_SECONDS",
+                                 "parse": _seconds})
+    dispatch_interval: float = field(default=1.0, metadata={"env": "DISPATCH_INTERVAL",
+                                     "parse": _seconds})
+    schedule_interval: float = field(default=60.0, metadata={"env": "SCHEDULE_INTERVAL",
+                                     "parse": _seconds})
+    redispatch_after: float = field(default=30.0, metadata={"env": "REDISPATCH_AFTER",
+                                    "parse": _seconds})
+    parent_wait_max: float = field(default=86400.0, metadata={"env": "PARENT_WAIT_MAX",
+                                   "parse": _seconds})
+    worker_class: str = field(default="simple", metadata={"env": "WORKER_CLASS",
+                              "parse": _choice("simple", "fork")})
+    job_timeout: int = field(default=900, metadata={"env": "JOB_TIMEOUT", "parse": int})
+
+    # Gateway (GoCardless-style)
+    gateway_url: str = field(default="http://127.0.0.1:8002", metadata={"env": "GATEWAY_URL"})
+    gateway_access_token: str = field(default=DEV_GATEWAY_TOKEN,
+                                      metadata={"env": "GATEWAY_ACCESS_TOKEN"})
+    gateway_timeout: float = field(default=10.0, metadata={"env": "GATEWAY_TIMEOUT",
+                                   "parse": _seconds})
+    webhook_secret: str = field(default=DEV_WEBHOOK_SECRET,
+                                metadata={"env": "GOCARDLESS_WEBHOOK_SECRET"})
+
+    # Salesforce
+    salesforce_login_url: str = field(default="https://127.0.0.1:8443",
+                                      metadata={"env": "SALESFORCE_LOGIN_URL"})
+    salesforce_client_id: str = field(default="paybridge",
+                                      metadata={"env": "SALESFORCE_CLIENT_ID"})
+    salesforce_client_secret: str = field(default=DEV_SF_CLIENT_SECRET,
+                                          metadata={"env": "SALESFORCE_CLIENT_SECRET"})
+    salesforce_ca_bundle: str = field(default="", metadata={"env": "SALESFORCE_CA_BUNDLE"})
+    salesforce_api_version: str = field(default="59.0",
+                                        metadata={"env": "SALESFORCE_API_VERSION"})
+    salesforce_timeout: float = field(default=30.0, metadata={"env": "SALESFORCE_TIMEOUT",
+                                      "parse": _seconds})
+    # Share of the daily API allocation left for the org's other integrations.
+    salesforce_api_reserve: float = field(default=0.1, metadata={
+        "env": "SALESFORCE_API_RESERVE", "parse": float})
+    salesforce_limit_pause: float = field(default=300.0, metadata={
+        "env": "SALESFORCE_LIMIT_PAUSE", "parse": _seconds})
+    # Gateway status -> CRM picklist label overrides, "confirmed=Collected,paid_out=Paid".
+    status_labels: Mapping[str, str] = field(default_factory=dict, metadata={
+        "env": "STATUS_LABELS", "parse": lambda t: dict(
+            p.split("=", 1) for p in t.split(",") if "=" in p)})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name and name in environ:
+                parse = f.metadata.get("parse", str)
+                try:
+                    values[f.name] = parse(environ[name])
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from exc
+        settings = cls(**values)
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'paybridge.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def validate(self) -> None:
+        """Refuse to run production with the emulators' published development secrets."""
+        if self.env != "production":
+            return
+        dev_values = {
+            "SECRET_KEY": (self.secret_key, DEV_SECRET_KEY),
+            "GATEWAY_ACCESS_TOKEN": (self.gateway_access_token, DEV_GATEWAY_TOKEN),
+            "GOCARDLESS_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
+            "SALESFORCE_CLIENT_SECRET": (self.salesforce_client_secret, DEV_SF_CLIENT_SECRET),
+        }
+        bad = [name for name, (value, dev) in dev_values.items() if not value or value == dev]
+        if bad:
+            raise RuntimeError(
+                "production needs real secrets; still at development defaults: " + ", ".join(bad)
+            )
+        if not self.database_url or not self.redis_url:
+            raise RuntimeError("production needs DATABASE_URL and REDIS_URL")

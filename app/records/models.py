@@ -1,0 +1,53 @@
+"""What Paybridge knows about each synchronised record, and every status it went through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import utcnow
+from app.db import Base, BigId, UTCDateTime
+
+
+class RecordLink(Base):
+    """One CRM record <-> one gateway resource, with the watermark of the last event applied."""
+
+    __tablename__ = "record_links"
+    __table_args__ = (
+        sa.UniqueConstraint("object", "crm_id", name="uq_record_links_object_crm_id"),
+        sa.UniqueConstraint("object", "gateway_id", name="uq_record_links_object_gateway_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    object: Mapped[str] = mapped_column(sa.String(32))
+    crm_id: Mapped[str | None] = mapped_column(sa.String(64))
+    gateway_id: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str | None] = mapped_column(sa.String(48))
+    last_event_id: Mapped[str | None] = mapped_column(sa.String(64))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StatusHistory(Base):
+    """An append-only log of status transitions: what payment operations read."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (
+        sa.Index("ix_status_history_object_crm_id", "object", "crm_id", "id"),
+        sa.Index("ix_status_history_object_gateway_id", "object", "gateway_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    object: Mapped[str] = mapped_column(sa.String(32))
+    crm_id: Mapped[str | None] = mapped_column(sa.String(64))
+    gateway_id: Mapped[str | None] = mapped_column(sa.String(64))
+    from_status: Mapped[str | None] = mapped_column(sa.String(48))
+    to_status: Mapped[str | None] = mapped_column(sa.String(48))
+    cause: Mapped[str | None] = mapped_column(sa.String(200))
+    event_id: Mapped[str | None] = mapped_column(sa.String(64))
+    event_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(sa.String(16))  # webhook | api | admin
+    queue_item_id: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -1,0 +1,74 @@
+"""The API Queue row: one CRM record change on its way to the gateway.
+
+A row is committed before anything else happens and deleted once its effect is complete
+(gateway call made, CRM written back). Its ``stage`` remembers how far it got, so a gateway
+call that succeeded is never repeated because the write-back failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import utcnow
+from app.db import Base, BigId, JSONType, UTCDateTime
+
+PENDING, FAILED, DISCARDED = "pending", "failed", "discarded"
+STATUSES = (PENDING, FAILED, DISCARDED)
+# Rows in these statuses hold back later rows of the same record (strict per-record order).
+BLOCKING = (PENDING, FAILED)
+
+STAGE_NEW, STAGE_GATEWAY_DONE = "new", "gateway_done"
+OPERATIONS = ("insert", "update", "delete")
+
+
+class QueueItem(Base):
+    __tablename__ = "api_queue_items"
+    __table_args__ = (
+        sa.Index("ix_api_queue_items_due", "status", "next_attempt_at"),
+        sa.Index("ix_api_queue_items_record", "object", "record_id", "id"),
+        sa.Index("ix_api_queue_items_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    object: Mapped[str] = mapped_column(sa.String(32))
+    record_id: Mapped[str] = mapped_column(sa.String(64))
+    operation: Mapped[str] = mapped_column(sa.String(16))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    previous_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(sa.String(16), default=PENDING)
+    stage: Mapped[str] = mapped_column(sa.String(16), default=STAGE_NEW)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(80))
+    gateway_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # CRM fields to write back (gateway id, status, reference...): never bank details.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_id: Mapped[str | None] = mapped_column(sa.String(64))
+    error_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    discard_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id, "object": self.object, "record_id": self.record_id,
+            "operation": self.operation, "status": self.status, "stage": self.stage,
+            "gateway_id": self.gateway_id, "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat(),
+            "last_error": self.last_error, "discard_reason": self.discard_reason,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if detail:
+            data.update(fields=self.fields, previous_fields=self.previous_fields,
+                        result=self.result, error_log=self.error_log,
+                        leased_until=self.lease_until.isoformat() if self.lease_until else None)
+        return data

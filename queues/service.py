@@ -1,0 +1,304 @@
+"""API Queue use cases, one transaction each.
+
+Life of a row: accepted (pending, stage new) -> claimed by a job (leased) -> gateway call ->
+stage gateway_done (result kept) -> CRM write-back -> deleted. Transient failures put it back
+to pending with a later ``next_attempt_at``; permanent ones, or retries used up, make it Failed.
+Every change of state is guarded by the lease owner, so a worker whose lease expired (and
+whose row another worker took over) cannot overwrite the newer outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.clock import iso, utcnow
+from app.db import Database
+from app.redaction import redact
+from app.retry import next_delay
+from queues.models import (
+    BLOCKING,
+    DISCARDED,
+    FAILED,
+    PENDING,
+    STAGE_GATEWAY_DONE,
+    QueueItem,
+)
+
+MAX_LOG_ENTRIES = 50
+qi = QueueItem.__table__
+
+
+def insert_idempotency_key(obj: str, record_id: str) -> str:
+    """Stable per CRM record, so even a trigger that fires twice creates one gateway resource."""
+    digest = hashlib.sha256(f"{obj}:{record_id}:insert".encode()).hexdigest()[:40]
+    return f"pb-{digest}"
+
+
+def _lock_records(session: Session, records: Iterable[tuple[str, str]]) -> None:
+    """Serialise intake per record on PostgreSQL, so ids follow commit order for each record.
+
+    Without it two concurrent requests for one record could commit ids out of order and a
+    worker could see the later change first. SQLite already has a single writer.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({zlib.crc32(f"{o}:{r}".encode()) for o, r in records})
+    for key in keys:
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def accept_changes(db: Database, changes: Sequence[dict[str, Any]], *,
+                   dispatch_job_ids: Sequence[str] | None = None,
+                   batch_size: int = 50) -> list[QueueItem]:
+    """Store a whole batch of validated changes (all or nothing) before anything else happens.
+
+    With ``dispatch_job_ids`` (immediate mode) the rows are marked as handed to those jobs,
+    ``batch_size`` rows per job, in the same transaction; the caller enqueues after commit.
+    """
+    now = utcnow()
+    with db.transaction() as session:
+        _lock_records(session, ((c["object"], c["record_id"]) for c in changes))
+        items = []
+        for index, change in enumerate(changes):
+            op = change["operation"]
+            key = (insert_idempotency_key(change["object"], change["record_id"])
+                   if op == "insert" else f"pb-{uuid.uuid4().hex}")
+            job_id = dispatch_job_ids[index // batch_size] if dispatch_job_ids else None
+            items.append(QueueItem(
+                object=change["object"], record_id=change["record_id"], operation=op,
+                fields=change["fields"], previous_fields=change.get("previous_fields"),
+                status=PENDING, idempotency_key=key, next_attempt_at=now, error_log=[],
+                dispatched_at=now if job_id else None, job_id=job_id,
+            ))
+        session.add_all(items)
+        session.flush()
+    return items
+
+
+def _blocked_by_earlier():
+    earlier = qi.alias("earlier")
+    return sa.exists().where(
+        earlier.c.object == qi.c.object, earlier.c.record_id == qi.c.record_id,
+        earlier.c.id < qi.c.id, earlier.c.status.in_(BLOCKING),
+    )
+
+
+def _claimable(now: datetime):
+    return sa.and_(
+        qi.c.status == PENDING, qi.c.next_attempt_at <= now,
+        sa.or_(qi.c.lease_until.is_(None), qi.c.lease_until < now),
+        ~_blocked_by_earlier(),
+    )
+
+
+def claim(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> list[int]:
+    """Lease the given rows that are due and first in line for their record. One round trip."""
+    if not ids:
+        return []
+    now = utcnow()
+    with db.transaction() as session:
+        cond = sa.and_(qi.c.id.in_(list(ids)), _claimable(now))
+        if db.dialect == "postgresql":
+            # SKIP LOCKED: two claimers never wait on each other's rows.
+            cond = qi.c.id.in_(sa.select(qi.c.id).where(cond).with_for_update(skip_locked=True))
+        rows = session.execute(
+            sa.update(qi).where(cond)
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(qi.c.id)
+        ).all()
+    return sorted(r[0] for r in rows)
+
+
+def renew(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> None:
+    if not ids:
+        return
+    with db.transaction() as session:
+        session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
+                        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
+
+
+def release(db: Database, ids: Sequence[int], owner: str) -> None:
+    """Give rows back untouched (graceful shutdown): they are due again at once."""
+    if not ids:
+        return
+    with db.transaction() as session:
+        session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
+                        .values(lease_owner=None, lease_until=None, dispatched_at=None))
+
+
+def load_owned(session: Session, item_id: int, owner: str) -> QueueItem | None:
+    return session.scalars(sa.select(QueueItem).where(
+        QueueItem.id == item_id, QueueItem.lease_owner == owner)).first()
+
+
+def _log(item: QueueItem, entry: dict[str, Any]) -> None:
+    entry = {"at": iso(utcnow()), "attempt": item.attempts, **entry}
+    if "error" in entry and entry["error"]:
+        entry["error"] = redact(str(entry["error"]))[:2000]
+    item.error_log = [*(item.error_log or []), entry][-MAX_LOG_ENTRIES:]
+
+
+def _requeue(item: QueueItem, at: datetime) -> None:
+    item.next_attempt_at = at
+    item.lease_owner = item.lease_until = item.dispatched_at = item.job_id = None
+
+
+def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
+                        result: dict[str, Any], note: str) -> None:
+    item.stage = STAGE_GATEWAY_DONE
+    item.gateway_id = gateway_id
+    item.result = result
+    _log(item, {"stage": "gateway", "outcome": "ok", "note": note})
+
+
+def record_failure(session: Session, item: QueueItem, *, stage: str, error: str,
+                   transient: bool, schedule: Sequence[float], jitter: float,
+                   retry_after: float | None = None, status: int | None = None) -> str:
+    """Count an attempt; schedule the retry or make the row Failed. Returns the outcome."""
+    item.attempts += 1
+    delay = next_delay(item.attempts, schedule, jitter=jitter,
+                       retry_after=retry_after) if transient else None
+    outcome = "retry" if delay is not None else "failed"
+    _log(item, {"stage": stage, "outcome": outcome, "error": error, "status": status,
+                **({"retry_in_s": round(delay, 3)} if delay is not None else {})})
+    item.last_error = redact(error)[:2000]
+    if delay is None:
+        item.status = FAILED
+        _requeue(item, utcnow())
+    else:
+        _requeue(item, utcnow() + timedelta(seconds=delay))
+    return outcome
+
+
+def record_wait(session: Session, item: QueueItem, *, stage: str, reason: str,
+                seconds: float) -> None:
+    """Postpone without spending an attempt: the cause is elsewhere (a parent, a CRM pause)."""
+    last = (item.error_log or [{}])[-1]
+    if last.get("outcome") != "waiting" or last.get("error") != reason:
+        _log(item, {"stage": stage, "outcome": "waiting", "error": reason})
+    _requeue(item, utcnow() + timedelta(seconds=seconds))
+
+
+def complete(session: Session, ids: Sequence[int], owner: str) -> int:
+    """Delete finished rows (their effect lives on in the status history and the CRM)."""
+    if not ids:
+        return 0
+    result = session.execute(sa.delete(qi).where(qi.c.id.in_(list(ids)),
+                                                 qi.c.lease_owner == owner))
+    return result.rowcount or 0
+
+
+def pending_in_records(session: Session, obj: str, record_id: str) -> bool:
+    return session.scalar(sa.select(sa.func.count()).select_from(qi).where(
+        qi.c.object == obj, qi.c.record_id == record_id, qi.c.status.in_(BLOCKING))) > 0
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dispatchable:
+    id: int
+    job_id: str | None
+    dispatched: bool  # handed to a job before (that job may still be queued)
+    lease_expired: bool  # its worker died or hung
+
+
+def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
+                      records: Iterable[tuple[str, str]] | None = None) -> list[Dispatchable]:
+    """Rows due and first in line that no live job holds: never handed out, or handed out
+    long enough ago that their job may be lost, or whose lease expired."""
+    now = utcnow()
+    stale = now - timedelta(seconds=redispatch_after)
+    cond = sa.and_(_claimable(now), sa.or_(
+        qi.c.dispatched_at.is_(None), qi.c.dispatched_at < stale, qi.c.lease_owner.is_not(None)))
+    if records is not None:
+        pairs = list(set(records))
+        if not pairs:
+            return []
+        cond = sa.and_(cond, sa.tuple_(qi.c.object, qi.c.record_id).in_(pairs))
+    with db.transaction() as session:
+        rows = session.execute(
+            sa.select(qi.c.id, qi.c.job_id, qi.c.dispatched_at, qi.c.lease_owner)
+            .where(cond).order_by(qi.c.id).limit(limit)
+        ).all()
+    return [Dispatchable(r.id, r.job_id, r.dispatched_at is not None, r.lease_owner is not None)
+            for r in rows]
+
+
+def mark_dispatched(db: Database, assignments: dict[str, Sequence[int]]) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        for job_id, ids in assignments.items():
+            session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)))
+                            .values(dispatched_at=now, job_id=job_id, lease_owner=None,
+                                    lease_until=None))
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+def list_items(db: Database, *, status: str | None = None, obj: str | None = None,
+               record_id: str | None = None, limit: int = 50,
+               before_id: int | None = None) -> list[QueueItem]:
+    query = sa.select(QueueItem).order_by(QueueItem.id.desc()).limit(limit)
+    if status:
+        query = query.where(QueueItem.status == status)
+    if obj:
+        query = query.where(QueueItem.object == obj)
+    if record_id:
+        query = query.where(QueueItem.record_id == record_id)
+    if before_id:
+        query = query.where(QueueItem.id < before_id)
+    with db.transaction() as session:
+        return list(session.scalars(query))
+
+
+def get_item(db: Database, item_id: int) -> QueueItem | None:
+    with db.transaction() as session:
+        return session.get(QueueItem, item_id)
+
+
+def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None = None,
+              actor: str = "admin") -> list[int]:
+    """Failed rows become pending and due now, with a fresh set of retries."""
+    query = sa.select(QueueItem).where(QueueItem.status == FAILED).with_for_update()
+    if ids is not None:
+        query = query.where(QueueItem.id.in_(list(ids)))
+    if obj:
+        query = query.where(QueueItem.object == obj)
+    with db.transaction() as session:
+        items = list(session.scalars(query))
+        for item in items:
+            item.status, item.attempts = PENDING, 0
+            _log(item, {"stage": "admin", "outcome": "reprocess", "error": None, "by": actor})
+            _requeue(item, utcnow())
+        return [item.id for item in items]
+
+
+def discard(db: Database, item_id: int, reason: str, actor: str = "admin") -> QueueItem | None:
+    with db.transaction() as session:
+        item = session.get(QueueItem, item_id, with_for_update=True)
+        if item is None:
+            return None
+        if item.status != FAILED:
+            raise ValueError(f"only Failed items can be discarded; item {item_id} is "
+                             f"{item.status}")
+        item.status = DISCARDED
+        item.discard_reason = redact(reason)[:2000]
+        _log(item, {"stage": "admin", "outcome": "discarded", "error": None, "by": actor})
+        _requeue(item, utcnow())
+        return item
+
+
+def counts_by_status(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        rows = session.execute(sa.select(qi.c.status, sa.func.count()).group_by(qi.c.status))
+        return {status: count for status, count in rows}

@@ -1,0 +1,48 @@
+import logging
+
+import pytest
+
+from app.logs import ContextFilter, log_context
+from app.redaction import MASK, redact, redact_value
+
+
+@pytest.mark.parametrize("text", [
+    "sort code 12-34-56 account 31926819",
+    "details: 123456 31926819",
+    "12 34 56, 31926819",
+    '{"account_number": "31926819", "branch_code": "123456"}',
+    "account_number=31926819",
+    "IBAN GB33BUKB20201555555555",
+    "iban: GB33 BUKB 2020 1555 5555 55",
+])
+def test_bank_details_are_masked(text: str) -> None:
+    out = redact(text)
+    assert "31926819" not in out and "20201555555555" not in out.replace(" ", "")
+    assert MASK in out
+
+
+def test_ordinary_numbers_survive() -> None:
+    text = "payment PM123 of 1234 pence, item 42, retry in 300s"
+    assert redact(text) == text
+
+
+def test_nested_values_are_masked_by_key_and_content() -> None:
+    data = {"fields": {"Account_Number__c": "31926819", "Name": "x"},
+            "note": ["sort code 12-34-56 account 31926819"]}
+    out = redact_value(data)
+    assert out["fields"] == {"Account_Number__c": MASK, "Name": "x"}
+    assert "31926819" not in str(out)
+
+
+def test_log_lines_carry_ids_and_never_details(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("paybridge.test")
+    handler_filter = ContextFilter("test")
+    caplog.handler.addFilter(handler_filter)
+    try:
+        with caplog.at_level(logging.INFO), log_context(item_id=42, job_id="pb-1"):
+            logger.info("sending %s", "sort code 12-34-56 account 31926819")
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    record = caplog.records[-1]
+    assert record.item_id == 42 and record.job_id == "pb-1"
+    assert "31926819" not in caplog.text

@@ -1,0 +1,43 @@
+"""The dispatcher: finds due rows that no live job holds and hands them to new jobs.
+
+It is what makes Redis mere transport: rows whose job vanished (FLUSHALL, restart), whose
+worker died (lease expired), or whose retry came due, are found in the database and
+enqueued again. Duplicated jobs are harmless: a job only processes the rows it can claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from app.background import API_QUEUE, PROCESS_API_ITEMS, alive_jobs, chunk, enqueue, new_job_ids
+from app.runtime import Runtime
+from queues import service
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_api(rt: Runtime, *, records: Iterable[tuple[str, str]] | None = None,
+                 redispatch_after: float | None = None, limit: int | None = None) -> int:
+    s = rt.settings
+    rows = service.find_dispatchable(
+        rt.db, limit=limit or s.batch_size * 40,
+        redispatch_after=s.redispatch_after if redispatch_after is None else redispatch_after,
+        records=records)
+    maybe_held = {r.job_id for r in rows if r.dispatched and not r.lease_expired and r.job_id}
+    alive = alive_jobs(rt.redis, maybe_held)
+    ids = [r.id for r in rows if r.lease_expired or r.job_id not in alive]
+    if not ids:
+        return 0
+    chunks = chunk(ids, s.batch_size)
+    assignments = dict(zip(new_job_ids(len(ids), s.batch_size), chunks, strict=True))
+    service.mark_dispatched(rt.db, assignments)
+    enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, assignments, timeout=s.job_timeout)
+    log.info("dispatched", extra={"items": len(ids), "jobs": len(assignments)})
+    return len(ids)
+
+
+def wake_api_records(rt: Runtime, records: set[tuple[str, str]]) -> None:
+    """The rows after a finished one of the same record are due now: hand them out at once."""
+    if records and rt.settings.api_queue_mode == "immediate":
+        dispatch_api(rt, records=records, redispatch_after=0)
