@@ -100,6 +100,8 @@ class Settings:
                                     "parse": _seconds})
     parent_wait_max: float = field(default=86400.0, metadata={"env": "PARENT_WAIT_MAX",
                                    "parse": _seconds})
+    archive_retention: float = field(default=7 * 86400.0, metadata={
+        "env": "ARCHIVE_RETENTION", "parse": _seconds})
     worker_class: str = field(default="simple", metadata={"env": "WORKER_CLASS",
                               "parse": _choice("simple", "fork")})
     job_timeout: int = field(default=900, metadata={"env": "JOB_TIMEOUT", "parse": int})

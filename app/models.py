@@ -3,8 +3,8 @@
 from app.auth import ApiKey
 from app.db import Base
 from app.records.models import RecordLink, StatusHistory
-from queues.models import QueueItem
+from queues.models import ArchivedItem, QueueItem
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "QueueItem", "RecordLink", "StatusHistory", "metadata"]
+__all__ = ["ApiKey", "ArchivedItem", "QueueItem", "RecordLink", "StatusHistory", "metadata"]

@@ -68,8 +68,7 @@ def paybridge_procs(ports: Ports, workers: int, web_workers: int = 2) -> list[Pr
     procs = [Proc("web", [PY, "-m", "gunicorn", "app.wsgi:app", "--bind",
                           f"127.0.0.1:{ports.web}", "--workers", str(web_workers),
                           "--graceful-timeout", "20", "--access-logfile", "-"])]
-    procs += [Proc(f"worker-{n}", [PY, "-m", "app.cli", "worker", "--name",
-                                   f"worker-{n}-{os.getpid()}"])
+    procs += [Proc(f"worker-{n}", [PY, "-m", "app.cli", "worker"])
               for n in range(1, workers + 1)]
     procs.append(Proc("clock", [PY, "-m", "app.cli", "clock"]))
     return procs
@@ -78,7 +77,8 @@ def paybridge_procs(ports: Ports, workers: int, web_workers: int = 2) -> list[Pr
 def start(proc: Proc, env: dict[str, str], log_dir: Path) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{proc.name}.log", "ab") as out:
-        proc.popen = subprocess.Popen(proc.argv, env={**env, **proc.env}, stdout=out,
+        proc.popen = subprocess.Popen(  # noqa: S603 - our own fixed argv
+            proc.argv, env={**env, **proc.env}, stdout=out,
                                       stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -72,3 +72,41 @@ class QueueItem(Base):
                         result=self.result, error_log=self.error_log,
                         leased_until=self.lease_until.isoformat() if self.lease_until else None)
         return data
+
+
+class ArchivedItem(Base):
+    """A finished row's compact record: what happened to a change after its row is deleted.
+
+    Kept for ARCHIVE_RETENTION (the clock prunes older ones); holds the same non-sensitive
+    data as the row had.
+    """
+
+    __tablename__ = "api_queue_archive"
+    __table_args__ = (
+        sa.Index("ix_api_queue_archive_record", "object", "record_id"),
+        sa.Index("ix_api_queue_archive_completed", "completed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    object: Mapped[str] = mapped_column(sa.String(32))
+    record_id: Mapped[str] = mapped_column(sa.String(64))
+    operation: Mapped[str] = mapped_column(sa.String(16))
+    gateway_id: Mapped[str | None] = mapped_column(sa.String(64))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    error_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id, "object": self.object, "record_id": self.record_id,
+            "operation": self.operation, "status": "done", "stage": "done",
+            "gateway_id": self.gateway_id, "attempts": self.attempts,
+            "next_attempt_at": self.completed_at.isoformat(), "last_error": None,
+            "discard_reason": None, "created_at": self.created_at.isoformat(),
+            "updated_at": self.completed_at.isoformat(),
+        }
+        if detail:
+            data.update(error_log=self.error_log, fields={}, previous_fields=None,
+                        result=None, leased_until=None)
+        return data

@@ -57,10 +57,10 @@ def list_items(query: dict[str, Any]) -> dict[str, Any]:
 @require_key("admin")
 @blp.response(200, ItemDetailSchema)
 def get_item(item_id: int) -> dict[str, Any]:
-    """One queue item with its snapshots and the error log of every attempt."""
-    item = service.get_item(_rt().db, item_id)
+    """One queue item (or, once done, its archive entry) with the log of every attempt."""
+    item = service.get_item_or_archived(_rt().db, item_id)
     if item is None:
-        raise NotFound(f"queue item {item_id} does not exist (finished items are deleted)")
+        raise NotFound(f"queue item {item_id} does not exist (or its archive entry expired)")
     return item.to_dict(detail=True)
 
 

@@ -30,6 +30,7 @@ from queues.models import (
     FAILED,
     PENDING,
     STAGE_GATEWAY_DONE,
+    ArchivedItem,
     QueueItem,
 )
 
@@ -189,12 +190,26 @@ def record_wait(session: Session, item: QueueItem, *, stage: str, reason: str,
 
 
 def complete(session: Session, ids: Sequence[int], owner: str) -> int:
-    """Delete finished rows (their effect lives on in the status history and the CRM)."""
+    """Delete finished rows, keeping a compact copy in the archive (one statement each)."""
     if not ids:
         return 0
-    result = session.execute(sa.delete(qi).where(qi.c.id.in_(list(ids)),
-                                                 qi.c.lease_owner == owner))
+    owned = sa.and_(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
+    at = qi.c
+    session.execute(sa.insert(ArchivedItem.__table__).from_select(
+        ["id", "object", "record_id", "operation", "gateway_id", "attempts", "error_log",
+         "created_at", "completed_at"],
+        sa.select(at.id, at.object, at.record_id, at.operation, at.gateway_id, at.attempts,
+                  at.error_log, at.created_at, sa.literal(utcnow(), ArchivedItem.completed_at.type))
+        .where(owned)))
+    result = session.execute(sa.delete(qi).where(owned))
     return result.rowcount or 0
+
+
+def prune_archive(db: Database, older_than_seconds: float) -> int:
+    with db.transaction() as session:
+        result = session.execute(sa.delete(ArchivedItem).where(
+            ArchivedItem.completed_at < utcnow() - timedelta(seconds=older_than_seconds)))
+        return result.rowcount or 0
 
 
 def pending_in_records(session: Session, obj: str, record_id: str) -> bool:
@@ -264,6 +279,11 @@ def list_items(db: Database, *, status: str | None = None, obj: str | None = Non
 def get_item(db: Database, item_id: int) -> QueueItem | None:
     with db.transaction() as session:
         return session.get(QueueItem, item_id)
+
+
+def get_item_or_archived(db: Database, item_id: int) -> QueueItem | ArchivedItem | None:
+    with db.transaction() as session:
+        return session.get(QueueItem, item_id) or session.get(ArchivedItem, item_id)
 
 
 def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None = None,

@@ -18,6 +18,7 @@ import sqlalchemy.exc
 from app.config import Settings
 from app.logs import configure_logging
 from app.runtime import Runtime
+from queues import service
 from workers.context import set_runtime
 from workers.dispatcher import dispatch_api
 
@@ -25,8 +26,16 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "paybridge:clock:heartbeat"
 
 
+PRUNE_EVERY = 3600.0
+_last_prune = 0.0
+
+
 def tick(rt: Runtime) -> int:
+    global _last_prune
     dispatched = dispatch_api(rt)
+    if time.monotonic() - _last_prune > PRUNE_EVERY:
+        _last_prune = time.monotonic()
+        service.prune_archive(rt.db, rt.settings.archive_retention)
     with contextlib.suppress(redis.RedisError):
         rt.redis.set(HEARTBEAT_KEY, str(time.time()), ex=60)
     return dispatched

@@ -30,6 +30,8 @@ class Created:
 
 
 def _retry_after(response: requests.Response) -> float | None:
+    """Seconds the gateway asked us to wait. RateLimit-Reset (sent on every answer) only
+    counts for a 429: on a 503 it is just the end of the current rate window."""
     value = response.headers.get("Retry-After")
     if value:
         try:
@@ -38,7 +40,7 @@ def _retry_after(response: requests.Response) -> float | None:
             parsed = email.utils.parsedate_to_datetime(value)
             return max(0.0, parsed.timestamp() - time.time())
     reset = response.headers.get("RateLimit-Reset")
-    if reset:
+    if reset and response.status_code == 429:
         try:
             return max(0.0, email.utils.parsedate_to_datetime(reset).timestamp() - time.time())
         except (TypeError, ValueError):

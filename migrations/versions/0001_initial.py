@@ -1,8 +1,8 @@
-"""initial schema: api queue, record links, status history, api keys
+"""initial schema
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:25:54.280672
+Create Date: 2026-11-22 03:37:49.735453
 """
 
 from __future__ import annotations
@@ -30,6 +30,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
+    op.create_table('api_queue_archive',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('object', sa.String(length=32), nullable=False),
+    sa.Column('record_id', sa.String(length=64), nullable=False),
+    sa.Column('operation', sa.String(length=16), nullable=False),
+    sa.Column('gateway_id', sa.String(length=64), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error_log', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_queue_archive'))
+    )
+    with op.batch_alter_table('api_queue_archive', schema=None) as batch_op:
+        batch_op.create_index('ix_api_queue_archive_completed', ['completed_at'], unique=False)
+        batch_op.create_index('ix_api_queue_archive_record', ['object', 'record_id'], unique=False)
+
     op.create_table('api_queue_items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('object', sa.String(length=32), nullable=False),
@@ -107,4 +123,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_api_queue_items_created')
 
     op.drop_table('api_queue_items')
+    with op.batch_alter_table('api_queue_archive', schema=None) as batch_op:
+        batch_op.drop_index('ix_api_queue_archive_record')
+        batch_op.drop_index('ix_api_queue_archive_completed')
+
+    op.drop_table('api_queue_archive')
     op.drop_table('api_keys')
