@@ -15,8 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
 from app.db import Base, BigId, JSONType, UTCDateTime
+from app.rowqueue import DISCARDED, FAILED, PENDING, WorkRow
 
-PENDING, FAILED, DISCARDED = "pending", "failed", "discarded"
 STATUSES = (PENDING, FAILED, DISCARDED)
 # Rows in these statuses hold back later rows of the same record (strict per-record order).
 BLOCKING = (PENDING, FAILED)
@@ -25,7 +25,7 @@ STAGE_NEW, STAGE_GATEWAY_DONE = "new", "gateway_done"
 OPERATIONS = ("insert", "update", "delete")
 
 
-class QueueItem(Base):
+class QueueItem(WorkRow, Base):
     __tablename__ = "api_queue_items"
     __table_args__ = (
         sa.Index("ix_api_queue_items_due", "status", "next_attempt_at"),
@@ -39,23 +39,11 @@ class QueueItem(Base):
     operation: Mapped[str] = mapped_column(sa.String(16))
     fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     previous_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(sa.String(16), default=PENDING)
     stage: Mapped[str] = mapped_column(sa.String(16), default=STAGE_NEW)
     idempotency_key: Mapped[str] = mapped_column(sa.String(80))
     gateway_id: Mapped[str | None] = mapped_column(sa.String(64))
     # CRM fields to write back (gateway id, status, reference...): never bank details.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    job_id: Mapped[str | None] = mapped_column(sa.String(64))
-    error_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    last_error: Mapped[str | None] = mapped_column(sa.Text)
-    discard_reason: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {

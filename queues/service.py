@@ -20,13 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.clock import iso, utcnow
+from app import rowqueue
+from app.clock import utcnow
 from app.db import Database
-from app.redaction import redact
-from app.retry import next_delay
 from queues.models import (
     BLOCKING,
-    DISCARDED,
     FAILED,
     PENDING,
     STAGE_GATEWAY_DONE,
@@ -34,7 +32,6 @@ from queues.models import (
     QueueItem,
 )
 
-MAX_LOG_ENTRIES = 50
 qi = QueueItem.__table__
 
 
@@ -93,64 +90,28 @@ def _blocked_by_earlier():
     )
 
 
-def _claimable(now: datetime):
-    return sa.and_(
-        qi.c.status == PENDING, qi.c.next_attempt_at <= now,
-        sa.or_(qi.c.lease_until.is_(None), qi.c.lease_until < now),
-        ~_blocked_by_earlier(),
-    )
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(rowqueue.unleased(QueueItem, now), ~_blocked_by_earlier())
 
 
 def claim(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> list[int]:
     """Lease the given rows that are due and first in line for their record. One round trip."""
     if not ids:
         return []
-    now = utcnow()
-    with db.transaction() as session:
-        cond = sa.and_(qi.c.id.in_(list(ids)), _claimable(now))
-        if db.dialect == "postgresql":
-            # SKIP LOCKED: two claimers never wait on each other's rows.
-            cond = qi.c.id.in_(sa.select(qi.c.id).where(cond).with_for_update(skip_locked=True))
-        rows = session.execute(
-            sa.update(qi).where(cond)
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(qi.c.id)
-        ).all()
-    return sorted(r[0] for r in rows)
+    cond = sa.and_(qi.c.id.in_(list(ids)), _claimable(utcnow()))
+    return rowqueue.lease(db, QueueItem, cond, owner, lease_seconds)
 
 
 def renew(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> None:
-    if not ids:
-        return
-    with db.transaction() as session:
-        session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
-                        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
+    rowqueue.renew(db, QueueItem, ids, owner, lease_seconds)
 
 
 def release(db: Database, ids: Sequence[int], owner: str) -> None:
-    """Give rows back untouched (graceful shutdown): they are due again at once."""
-    if not ids:
-        return
-    with db.transaction() as session:
-        session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
-                        .values(lease_owner=None, lease_until=None, dispatched_at=None))
+    rowqueue.release(db, QueueItem, ids, owner)
 
 
 def load_owned(session: Session, item_id: int, owner: str) -> QueueItem | None:
-    return session.scalars(sa.select(QueueItem).where(
-        QueueItem.id == item_id, QueueItem.lease_owner == owner)).first()
-
-
-def _log(item: QueueItem, entry: dict[str, Any]) -> None:
-    entry = {"at": iso(utcnow()), "attempt": item.attempts, **entry}
-    if "error" in entry and entry["error"]:
-        entry["error"] = redact(str(entry["error"]))[:2000]
-    item.error_log = [*(item.error_log or []), entry][-MAX_LOG_ENTRIES:]
-
-
-def _requeue(item: QueueItem, at: datetime) -> None:
-    item.next_attempt_at = at
-    item.lease_owner = item.lease_until = item.dispatched_at = item.job_id = None
+    return rowqueue.load_owned(session, QueueItem, item_id, owner)
 
 
 def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
@@ -158,35 +119,15 @@ def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
     item.stage = STAGE_GATEWAY_DONE
     item.gateway_id = gateway_id
     item.result = result
-    _log(item, {"stage": "gateway", "outcome": "ok", "note": note})
+    rowqueue.log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
 
 
-def record_failure(session: Session, item: QueueItem, *, stage: str, error: str,
-                   transient: bool, schedule: Sequence[float], jitter: float,
-                   retry_after: float | None = None, status: int | None = None) -> str:
-    """Count an attempt; schedule the retry or make the row Failed. Returns the outcome."""
-    item.attempts += 1
-    delay = next_delay(item.attempts, schedule, jitter=jitter,
-                       retry_after=retry_after) if transient else None
-    outcome = "retry" if delay is not None else "failed"
-    _log(item, {"stage": stage, "outcome": outcome, "error": error, "status": status,
-                **({"retry_in_s": round(delay, 3)} if delay is not None else {})})
-    item.last_error = redact(error)[:2000]
-    if delay is None:
-        item.status = FAILED
-        _requeue(item, utcnow())
-    else:
-        _requeue(item, utcnow() + timedelta(seconds=delay))
-    return outcome
+def record_failure(session: Session, item: QueueItem, **kwargs: Any) -> str:
+    return rowqueue.record_failure(item, **kwargs)
 
 
-def record_wait(session: Session, item: QueueItem, *, stage: str, reason: str,
-                seconds: float) -> None:
-    """Postpone without spending an attempt: the cause is elsewhere (a parent, a CRM pause)."""
-    last = (item.error_log or [{}])[-1]
-    if last.get("outcome") != "waiting" or last.get("error") != reason:
-        _log(item, {"stage": stage, "outcome": "waiting", "error": reason})
-    _requeue(item, utcnow() + timedelta(seconds=seconds))
+def record_wait(session: Session, item: QueueItem, **kwargs: Any) -> None:
+    rowqueue.record_wait(item, **kwargs)
 
 
 def complete(session: Session, ids: Sequence[int], owner: str) -> int:
@@ -229,12 +170,9 @@ class Dispatchable:
 
 def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
                       records: Iterable[tuple[str, str]] | None = None) -> list[Dispatchable]:
-    """Rows due and first in line that no live job holds: never handed out, or handed out
-    long enough ago that their job may be lost, or whose lease expired."""
+    """Rows due and first in line that no live job holds."""
     now = utcnow()
-    stale = now - timedelta(seconds=redispatch_after)
-    cond = sa.and_(_claimable(now), sa.or_(
-        qi.c.dispatched_at.is_(None), qi.c.dispatched_at < stale, qi.c.lease_owner.is_not(None)))
+    cond = sa.and_(_claimable(now), rowqueue.dispatchable(QueueItem, now, redispatch_after))
     if records is not None:
         pairs = list(set(records))
         if not pairs:
@@ -250,12 +188,7 @@ def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
 
 
 def mark_dispatched(db: Database, assignments: dict[str, Sequence[int]]) -> None:
-    now = utcnow()
-    with db.transaction() as session:
-        for job_id, ids in assignments.items():
-            session.execute(sa.update(qi).where(qi.c.id.in_(list(ids)))
-                            .values(dispatched_at=now, job_id=job_id, lease_owner=None,
-                                    lease_until=None))
+    rowqueue.mark_dispatched(db, QueueItem, assignments)
 
 
 # --- admin ---------------------------------------------------------------------------------
@@ -289,32 +222,20 @@ def get_item_or_archived(db: Database, item_id: int) -> QueueItem | ArchivedItem
 def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None = None,
               actor: str = "admin") -> list[int]:
     """Failed rows become pending and due now, with a fresh set of retries."""
-    query = sa.select(QueueItem).where(QueueItem.status == FAILED).with_for_update()
+    query = sa.select(QueueItem).where(QueueItem.status == FAILED)
     if ids is not None:
         query = query.where(QueueItem.id.in_(list(ids)))
     if obj:
         query = query.where(QueueItem.object == obj)
     with db.transaction() as session:
-        items = list(session.scalars(query))
-        for item in items:
-            item.status, item.attempts = PENDING, 0
-            _log(item, {"stage": "admin", "outcome": "reprocess", "error": None, "by": actor})
-            _requeue(item, utcnow())
-        return [item.id for item in items]
+        return rowqueue.reprocess(session, query, actor)
 
 
 def discard(db: Database, item_id: int, reason: str, actor: str = "admin") -> QueueItem | None:
     with db.transaction() as session:
         item = session.get(QueueItem, item_id, with_for_update=True)
-        if item is None:
-            return None
-        if item.status != FAILED:
-            raise ValueError(f"only Failed items can be discarded; item {item_id} is "
-                             f"{item.status}")
-        item.status = DISCARDED
-        item.discard_reason = redact(reason)[:2000]
-        _log(item, {"stage": "admin", "outcome": "discarded", "error": None, "by": actor})
-        _requeue(item, utcnow())
+        if item is not None:
+            rowqueue.discard(item, reason, actor)
         return item
 
 
