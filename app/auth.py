@@ -21,7 +21,8 @@ from app.clock import utcnow
 from app.db import Base, BigId, UTCDateTime
 from app.errors import Forbidden, Unauthorized
 
-ROLES = ("trigger", "admin")
+# operations: read-only admin endpoints (the console's operations role, for scripts).
+ROLES = ("trigger", "admin", "operations")
 
 
 class ApiKey(Base):

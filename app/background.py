@@ -17,9 +17,12 @@ from rq.job import Job, JobStatus
 log = logging.getLogger(__name__)
 API_QUEUE = "paybridge-api"
 WEBHOOK_QUEUE = "paybridge-webhooks"
-ALL_QUEUES = (API_QUEUE, WEBHOOK_QUEUE)
+# Console bulk operations; listed last, so item processing goes first.
+ADMIN_QUEUE = "paybridge-admin"
+ALL_QUEUES = (API_QUEUE, WEBHOOK_QUEUE, ADMIN_QUEUE)
 
 PROCESS_API_ITEMS = "workers.jobs.process_api_items"
+PROCESS_WEBHOOK_EVENTS = "workers.jobs.process_webhook_events"
 ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 

@@ -92,7 +92,7 @@ def api_keys() -> None:
 
 @api_keys.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["trigger", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["trigger", "admin", "operations"]), required=True)
 def api_keys_create(name: str, role: str) -> None:
     """Create a key; the key itself is printed once, as the last line."""
     from app.auth import create_key
@@ -183,6 +183,123 @@ def queue_discard(item_id: int, reason: str) -> None:
     if item is None:
         raise click.ClickException(f"queue item {item_id} does not exist")
     click.echo(f"discarded {item_id}")
+
+
+@main.group()
+def users() -> None:
+    """Operations console users (roles: admin, operations); passwords stored hashed."""
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "operations"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(name: str, role: str, password_stdin: bool) -> None:
+    """Create a console user; the password is prompted for (or read from stdin)."""
+    from app.users import UserError, create_user
+
+    password = _password(password_stdin)
+    try:
+        with _runtime().db.transaction() as session:
+            user = create_user(session, name, role, password)
+            click.echo(f"created console user {user.name!r} ({role})")
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@users.command("list")
+def users_list() -> None:
+    import sqlalchemy as sa
+
+    from app.users import User
+
+    with _runtime().db.transaction() as session:
+        for user in session.scalars(sa.select(User).order_by(User.name)):
+            state = "disabled" if user.disabled_at else "active"
+            last = f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "never"
+            click.echo(f"{user.name}\t{user.role}\t{state}\tlast sign-in {last}")
+
+
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_set_password(name: str, password_stdin: bool) -> None:
+    from app.users import UserError, set_password
+
+    password = _password(password_stdin)
+    try:
+        with _runtime().db.transaction() as session:
+            set_password(session, name, password)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"password of {name!r} changed")
+
+
+@users.command("disable")
+@click.argument("name")
+@click.option("--enable", is_flag=True, help="Enable the user again instead.")
+def users_disable(name: str, enable: bool) -> None:
+    """Stop (or allow again) a user's sign-in; open sessions end at their next request."""
+    from app.users import UserError, set_disabled
+
+    try:
+        with _runtime().db.transaction() as session:
+            set_disabled(session, name, not enable)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name!r} {'enabled' if enable else 'disabled'}")
+
+
+@main.group()
+def modulus() -> None:
+    """UK modulus checking tables (Vocalink): the version in use, and checking a new one."""
+
+
+@modulus.command("info")
+def modulus_info() -> None:
+    """Show the tables in use: version, source files, row counts."""
+    from bankaccounts.modulus import TableFormatError
+    from bankaccounts.tables import info
+
+    try:
+        details = info(Settings.from_env())
+    except (TableFormatError, OSError) as exc:
+        raise click.ClickException(f"the configured modulus tables cannot be used: {exc}") from exc
+    for key, value in details.items():
+        click.echo(f"{key}: {value}")
+
+
+@modulus.command("check-table")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--substitutions", type=click.Path(dir_okay=False), default=None,
+              help="A sort code substitution table (scsubtab.txt); default: the shipped one.")
+def modulus_check_table(path: str, substitutions: str | None) -> None:
+    """Check that a weight table (valacdos-vX-YY.txt) parses before you configure it."""
+    from pathlib import Path
+
+    from bankaccounts.modulus import TableFormatError, load_tables, tables_info
+
+    try:
+        tables = load_tables(path, substitutions)
+    except TableFormatError as exc:
+        click.echo(f"invalid: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"cannot read: {exc}", err=True)
+        sys.exit(1)
+    details = tables_info(tables)
+    click.echo(f"ok: version {details['version']}, {details['row_count']} weight rows, "
+               f"{details['substitution_count']} substitutions")
+    setting = f"MODULUS_WEIGHTS_PATH={Path(path).resolve()}"
+    if substitutions:
+        setting += f" MODULUS_SUBSTITUTIONS_PATH={Path(substitutions).resolve()}"
+    click.echo(f"to use it, set {setting} and restart Paybridge")
 
 
 if __name__ == "__main__":

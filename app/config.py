@@ -81,6 +81,10 @@ class Settings:
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})
+    # Newer Vocalink modulus tables (valacdos-vX-YY.txt / scsubtab.txt); empty: the shipped copy.
+    modulus_weights_path: str = field(default="", metadata={"env": "MODULUS_WEIGHTS_PATH"})
+    modulus_substitutions_path: str = field(default="", metadata={
+        "env": "MODULUS_SUBSTITUTIONS_PATH"})
 
     # API Queue processing
     api_queue_mode: str = field(default="immediate", metadata={
@@ -89,7 +93,8 @@ class Settings:
         default=(60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0),
         metadata={"env": "RETRY_SCHEDULE", "parse": parse_schedule})
     retry_jitter: float = field(default=0.1, metadata={"env": "RETRY_JITTER", "parse": float})
-    batch_size: int = field(default=50, metadata={"env": "JOB_BATCH_SIZE", "parse": int})
+    # Row ids per RQ job; 200 fills one sObject Collections write-back call.
+    batch_size: int = field(default=200, metadata={"env": "JOB_BATCH_SIZE", "parse": int})
     lease_seconds: float = field(default=60.0, metadata={"env": "LEASE_SECONDS",
                                  "parse": _seconds})
     dispatch_interval: float = field(default=1.0, metadata={"env": "DISPATCH_INTERVAL",
@@ -112,8 +117,34 @@ class Settings:
                                       metadata={"env": "GATEWAY_ACCESS_TOKEN"})
     gateway_timeout: float = field(default=10.0, metadata={"env": "GATEWAY_TIMEOUT",
                                    "parse": _seconds})
+    # The gateway's allowance (GoCardless: about 1,000 requests a minute), shared by every
+    # worker through Redis; 0 turns our own limiter off.
+    gateway_rate_limit: int = field(default=1000, metadata={"env": "GATEWAY_RATE_LIMIT",
+                                    "parse": int})
+    gateway_rate_window: float = field(default=60.0, metadata={"env": "GATEWAY_RATE_WINDOW",
+                                       "parse": _seconds})
     webhook_secret: str = field(default=DEV_WEBHOOK_SECRET,
                                 metadata={"env": "GOCARDLESS_WEBHOOK_SECRET"})
+    # Accepted as well during a secret rotation.
+    webhook_secret_previous: str = field(default="", metadata={
+        "env": "GOCARDLESS_WEBHOOK_SECRET_PREVIOUS"})
+    webhook_max_bytes: int = field(default=2 * 1024 * 1024, metadata={
+        "env": "WEBHOOK_MAX_BYTES", "parse": int})
+    # event: one job per event (like a Platform Event); batch: one job per delivery;
+    # scheduled: the clock's sweep only.
+    webhook_mode: str = field(default="event", metadata={
+        "env": "WEBHOOK_MODE", "parse": _choice("event", "batch", "scheduled")})
+    webhook_keep_applied: float = field(default=0.0, metadata={
+        "env": "WEBHOOK_KEEP_APPLIED", "parse": _seconds})
+    # A parked event (it skips a stage) waits this long between looks; after
+    # heal_after looks the gateway is asked for the resource's state.
+    park_wait: float = field(default=30.0, metadata={"env": "PARK_WAIT", "parse": _seconds})
+    heal_after: int = field(default=3, metadata={"env": "HEAL_AFTER", "parse": int})
+    # 0 = off. How often the clock asks the gateway for events that never arrived.
+    catchup_interval: float = field(default=0.0, metadata={"env": "CATCHUP_INTERVAL",
+                                    "parse": _seconds})
+    catchup_overlap: float = field(default=3600.0, metadata={"env": "CATCHUP_OVERLAP",
+                                   "parse": _seconds})
 
     # Salesforce
     salesforce_login_url: str = field(default="https://127.0.0.1:8443",
@@ -132,10 +163,45 @@ class Settings:
         "env": "SALESFORCE_API_RESERVE", "parse": float})
     salesforce_limit_pause: float = field(default=300.0, metadata={
         "env": "SALESFORCE_LIMIT_PAUSE", "parse": _seconds})
+    # Our share of the allocation is spent evenly over this period (Salesforce's rolling
+    # 24 h), after a burst of this share of it for peaks.
+    salesforce_api_window: float = field(default=86400.0, metadata={
+        "env": "SALESFORCE_API_WINDOW", "parse": _seconds})
+    salesforce_api_burst: float = field(default=0.05, metadata={
+        "env": "SALESFORCE_API_BURST", "parse": float})
     # Gateway status -> CRM picklist label overrides, "confirmed=Collected,paid_out=Paid".
     status_labels: Mapping[str, str] = field(default_factory=dict, metadata={
         "env": "STATUS_LABELS", "parse": lambda t: dict(
             p.split("=", 1) for p in t.split(",") if "=" in p)})
+
+    # Operations console and alerts
+    session_lifetime: float = field(default=12 * 3600.0, metadata={
+        "env": "SESSION_LIFETIME", "parse": _seconds})
+    alert_interval: float = field(default=60.0, metadata={"env": "ALERT_INTERVAL",
+                                  "parse": _seconds})
+    # A burst of failures is one alert: it goes out once a look finds no new ones, or when
+    # the burst has lasted this long.
+    alert_group_window: float = field(default=300.0, metadata={
+        "env": "ALERT_GROUP_WINDOW", "parse": _seconds})
+    # While a condition lasts, it is repeated this often.
+    alert_repeat: float = field(default=3600.0, metadata={"env": "ALERT_REPEAT",
+                                "parse": _seconds})
+    alert_pending_age: float = field(default=3600.0, metadata={"env": "ALERT_PENDING_AGE",
+                                     "parse": _seconds})  # 0 = off
+    alert_salesforce_usage: float = field(default=0.8, metadata={
+        "env": "ALERT_SALESFORCE_USAGE", "parse": float})  # share of the allocation; 0 = off
+    alert_webhook_url: str = field(default="", metadata={"env": "ALERT_WEBHOOK_URL"})
+    alert_email_to: str = field(default="", metadata={"env": "ALERT_EMAIL_TO"})
+    alert_email_from: str = field(default="paybridge@localhost",
+                                  metadata={"env": "ALERT_EMAIL_FROM"})
+    smtp_host: str = field(default="", metadata={"env": "SMTP_HOST"})
+    smtp_port: int = field(default=587, metadata={"env": "SMTP_PORT", "parse": int})
+    smtp_username: str = field(default="", metadata={"env": "SMTP_USERNAME"})
+    smtp_password: str = field(default="", metadata={"env": "SMTP_PASSWORD"})
+    smtp_starttls: bool = field(default=True, metadata={"env": "SMTP_STARTTLS",
+                                "parse": _bool})
+    # Where the console is reached, for links in alerts ("https://paybridge.example.com").
+    console_url: str = field(default="", metadata={"env": "CONSOLE_URL"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

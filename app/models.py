@@ -1,10 +1,17 @@
 """Imports every model so Alembic and the tests see the whole schema."""
 
+from app.audit import AuditEntry
 from app.auth import ApiKey
+from app.console.models import Alert, AlertState, BulkOperation
 from app.db import Base
 from app.records.models import RecordLink, StatusHistory
+from app.records.refs import RecordRef
+from app.users import User
 from queues.models import ArchivedItem, QueueItem
+from webhooks.models import WebhookEvent
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "ArchivedItem", "QueueItem", "RecordLink", "StatusHistory", "metadata"]
+__all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
+           "QueueItem", "RecordLink", "RecordRef", "StatusHistory", "User", "WebhookEvent",
+           "metadata"]

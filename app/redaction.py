@@ -1,7 +1,8 @@
 """Masks bank details before anything is written: logs, error logs, stored payloads.
 
 What counts: a sort code followed by an account number (in any common spelling), an IBAN,
-and the value of any field whose name says it holds bank details.
+digits that a field name or a phrase says are a sort code or account number, and the value
+of any mapping key whose name says it holds bank details.
 """
 
 from __future__ import annotations
@@ -12,22 +13,34 @@ from typing import Any
 
 MASK = "[REDACTED]"
 
+# Field names, compared without case, "_", "-" or spaces ("Account_Number__c", "sortCode").
 SENSITIVE_KEYS = frozenset(
-    k.lower()
-    for k in (
-        "account_number", "branch_code", "sort_code", "iban", "bank_code",
-        "Account_Number__c", "Sort_Code__c", "IBAN__c", "accountnumber", "sortcode",
-    )
+    {"accountnumber", "accountnumberc", "branchcode", "sortcode", "sortcodec", "iban", "ibanc",
+     "bankcode"}
 )
+_KEY_NOISE = re.compile(r"[_\- ]")
 
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+# The shortest IBANs have 15 characters; gateway ids ("BA12ABCD...", 14) look alike otherwise.
+_IBAN_MIN_LENGTH = 15
 # "12-34-56 12345678", "123456/12345678", "sort code 12 34 56, account 12345678"
 _PAIR = re.compile(
     r"\b\d{2}[- ]?\d{2}[- ]?\d{2}\b(?P<gap>[^\d\n]{0,40}?)\b\d{6,10}\b"
 )
+# A named field with a value: "account_number=1", '"sort_code": "1"', and the same inside a
+# JSON string whose quotes are escaped (a JSON log line carrying a traceback or a body).
+_QUOTE = r"""(?:\\?["'])"""
 _KEYED = re.compile(
-    r"""(?P<key>["']?(?:account[_ ]?number|branch[_ ]?code|sort[_ ]?code|iban|"""
-    r"""Account_Number__c|Sort_Code__c)["']?\s*[:=]\s*)(?P<q>["']?)(?P<val>[^"',}\s]+)(?P=q)""",
+    rf"""(?P<key>{_QUOTE}?(?:account[_ ]?number|branch[_ ]?code|sort[_ ]?code|iban|"""
+    rf"""Account_Number__c|Sort_Code__c){_QUOTE}?\s*[:=]\s*)(?P<q>{_QUOTE}?)"""
+    r"""(?P<val>[^"',;&}\s\\]*\d[^"',;&}\s\\]*)(?P=q)""",
+    re.IGNORECASE,
+)
+# Digits said to be a sort code or account number in prose: "account 12345678",
+# "sort code is 12-34-56". Six digits at least, so "must be 6 to 10 digits" survives.
+_NAMED = re.compile(
+    r"""(?P<key>\b(?:sort[ _-]?code|branch[ _-]?code|account(?:[ _-]?(?:number|no\.?|num))?"""
+    r"""|acct|a/c)\b)(?P<gap>[^\d\n]{0,20}?)\b(?P<val>\d(?:[ -]?\d){5,33})\b""",
     re.IGNORECASE,
 )
 
@@ -35,17 +48,23 @@ _KEYED = re.compile(
 def redact(text: str) -> str:
     if not text:
         return text
-    text = _IBAN.sub(MASK, text)  # first: a spaced IBAN is longer than a keyed value
+    # First: a spaced IBAN is longer than a keyed value.
+    text = _IBAN.sub(lambda m: MASK if len(m.group(0).replace(" ", "")) >= _IBAN_MIN_LENGTH
+                     else m.group(0), text)
     text = _KEYED.sub(lambda m: f"{m.group('key')}{m.group('q')}{MASK}{m.group('q')}", text)
-    return _PAIR.sub(lambda m: f"{MASK}{m.group('gap')}{MASK}", text)
+    text = _PAIR.sub(lambda m: f"{MASK}{m.group('gap')}{MASK}", text)
+    return _NAMED.sub(lambda m: f"{m.group('key')}{m.group('gap')}{MASK}", text)
+
+
+def sensitive_key(key: object) -> bool:
+    return _KEY_NOISE.sub("", str(key)).lower() in SENSITIVE_KEYS
 
 
 def redact_value(value: Any) -> Any:
     """Recursively mask sensitive keys and any bank details inside strings."""
     if isinstance(value, Mapping):
         return {
-            k: (MASK if str(k).lower() in SENSITIVE_KEYS and v not in (None, "")
-                else redact_value(v))
+            k: (MASK if sensitive_key(k) and v not in (None, "") else redact_value(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

@@ -10,12 +10,15 @@ from functools import cached_property
 
 import redis
 
+from app.clients.crm_allowance import CrmAllowance
 from app.clients.gateway import GatewayClient
 from app.clients.salesforce import SalesforceClient
 from app.config import Settings
 from app.crm_pause import CrmPause
 from app.db import Database
+from app.ratelimit import RateLimiter
 from app.redis_conn import connect, start_embedded
+from app.telemetry import Telemetry
 
 
 class Runtime:
@@ -38,22 +41,32 @@ class Runtime:
     @cached_property
     def gateway(self) -> GatewayClient:
         s = self.settings
-        return GatewayClient(s.gateway_url, s.gateway_access_token, timeout=s.gateway_timeout)
+        limiter = (RateLimiter(self.redis, "gateway", s.gateway_rate_limit, s.gateway_rate_window)
+                   if s.gateway_rate_limit > 0 else None)
+        return GatewayClient(s.gateway_url, s.gateway_access_token, timeout=s.gateway_timeout,
+                             limiter=limiter, telemetry=self.telemetry)
 
     @cached_property
     def crm(self) -> SalesforceClient:
         s = self.settings
+        allowance = CrmAllowance(self.redis, self.crm_pause, reserve=s.salesforce_api_reserve,
+                                 window=s.salesforce_api_window, burst=s.salesforce_api_burst,
+                                 pause_seconds=s.salesforce_limit_pause)
         return SalesforceClient(
             s.salesforce_login_url, s.salesforce_client_id, s.salesforce_client_secret,
             ca_bundle=s.salesforce_ca_bundle, version=s.salesforce_api_version,
-            timeout=s.salesforce_timeout)
+            timeout=s.salesforce_timeout, telemetry=self.telemetry, allowance=allowance)
 
     @cached_property
     def crm_pause(self) -> CrmPause:
         return CrmPause(self.redis)
 
+    @cached_property
+    def telemetry(self) -> Telemetry:
+        return Telemetry(self.redis)
+
     def after_fork(self) -> None:
         if "db" in self.__dict__:
             self.db.after_fork()
-        for name in ("redis", "gateway", "crm", "crm_pause"):
+        for name in ("redis", "gateway", "crm", "crm_pause", "telemetry"):
             self.__dict__.pop(name, None)

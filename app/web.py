@@ -7,6 +7,7 @@ from flask import Flask, current_app, jsonify
 
 from app.api import Api, register_error_handlers
 from app.config import Settings
+from app.console import DOCS_ASSETS, init_console
 from app.logs import configure_logging
 from app.runtime import Runtime
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         API_TITLE="Paybridge", API_VERSION="v1", OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS + "/",  # served locally: no internet needed
     )
     app.extensions["paybridge"] = runtime or Runtime(settings)
     api = Api(app)
@@ -54,9 +55,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _health(app)
 
     from app.records.routes import blp as records_blp
+    from bankaccounts.routes import blp as bank_accounts_blp
     from queues.routes import blp as queue_blp
+    from webhooks.routes import admin_blp as webhook_events_blp
+    from webhooks.routes import intake_blp as webhooks_blp
 
     api.register_blueprint(queue_blp)
     api.register_blueprint(records_blp)
+    api.register_blueprint(bank_accounts_blp)
+    api.register_blueprint(webhooks_blp)
+    api.register_blueprint(webhook_events_blp)
+    init_console(app, api)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     return app

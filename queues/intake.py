@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from app.background import API_QUEUE, PROCESS_API_ITEMS, enqueue, new_job_ids
+from app.config import Settings
 from app.errors import ValidationFailed
 from app.mapping import OBJECTS
 from app.runtime import Runtime
+from bankaccounts.details import (
+    CRM_ACCOUNT_NUMBER,
+    CRM_SORT_CODE,
+    describe,
+    fields_at_fault,
+    validate,
+)
+from bankaccounts.modulus import InvalidBankDetails, ModulusTables
+from bankaccounts.tables import tables_for
 from queues import service
 from queues.models import QueueItem
 from queues.schemas import OPERATION_ALIASES
+
+log = logging.getLogger(__name__)
+_BANK_ACCOUNT_UPDATABLE = any(f.on_update for f in OBJECTS["BankAccount"].fields)
+_CRM_NAMES = {"sort_code": CRM_SORT_CODE, "account_number": CRM_ACCOUNT_NUMBER}
 
 
 def _refuse_bank_details(changes: Sequence[dict[str, Any]]) -> None:
@@ -31,12 +46,58 @@ def _refuse_bank_details(changes: Sequence[dict[str, Any]]) -> None:
                 details={"index": index, "fields": sorted(set(carried))})
 
 
+def _check_bank_details(changes: Sequence[dict[str, Any]], tables: ModulusTables) -> None:
+    """With STORE_BANK_DETAILS on: details are modulus-checked before they are queued, and
+    queued normalised (separators removed), as the gateway wants them."""
+    for index, change in enumerate(changes):
+        fields = change["fields"]
+        if change["object"] != "BankAccount" or all(
+                fields.get(f) in (None, "") for f in (CRM_SORT_CODE, CRM_ACCOUNT_NUMBER)):
+            continue
+        try:
+            checked = validate(fields.get(CRM_SORT_CODE), fields.get(CRM_ACCOUNT_NUMBER), tables)
+        except InvalidBankDetails as exc:
+            raise ValidationFailed(
+                f"changes[{index}]: {describe(exc.reason)}", code="invalid_bank_details",
+                details={"index": index, "check": exc.reason,
+                         "fields": [_CRM_NAMES[f] for f in fields_at_fault(exc.reason)]},
+            ) from None
+        fields[CRM_SORT_CODE], fields[CRM_ACCOUNT_NUMBER] = (checked.sort_code,
+                                                             checked.account_number)
+
+
+def screen_bank_details(settings: Settings, changes: list[dict[str, Any]]) -> None:
+    """The bank-detail rules every queued change passes, at intake and when an admin edits
+    a Failed item's payload."""
+    if not settings.store_bank_details:
+        _refuse_bank_details(changes)
+    else:
+        _check_bank_details(changes, tables_for(settings))
+
+
+def _has_gateway_effect(change: dict[str, Any]) -> bool:
+    """Bank accounts are created at the gateway by POST /api/v1/bank-accounts, or (with
+    STORE_BANK_DETAILS on) by a queued insert carrying the details. A Bank Account insert
+    without details, or an update (none of its fields can change at the gateway), could
+    only fail there and hold back the write-back of that record. Deletes disable."""
+    if change["object"] != "BankAccount" or change["operation"] == "delete":
+        return True
+    if change["operation"] == "update":
+        return _BANK_ACCOUNT_UPDATABLE
+    return any(change["fields"].get(f) not in (None, "")
+               for f in (CRM_SORT_CODE, CRM_ACCOUNT_NUMBER))
+
+
 def submit(rt: Runtime, changes: list[dict[str, Any]]) -> list[QueueItem]:
     for change in changes:
         change["operation"] = OPERATION_ALIASES.get(change["operation"], change["operation"])
     s = rt.settings
-    if not s.store_bank_details:
-        _refuse_bank_details(changes)
+    screen_bank_details(s, changes)
+    kept = [c for c in changes if _has_gateway_effect(c)]
+    if len(kept) < len(changes):
+        log.info("bank account changes left to the bank-account API",
+                 extra={"changes": len(changes) - len(kept)})
+    changes = kept
     job_ids = (new_job_ids(len(changes), s.batch_size) if s.api_queue_mode == "immediate"
                else None)
     items = service.accept_changes(rt.db, changes, dispatch_job_ids=job_ids,

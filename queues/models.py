@@ -31,6 +31,9 @@ class QueueItem(WorkRow, Base):
         sa.Index("ix_api_queue_items_due", "status", "next_attempt_at"),
         sa.Index("ix_api_queue_items_record", "object", "record_id", "id"),
         sa.Index("ix_api_queue_items_created", "created_at"),
+        # The console's lists: newest first within a status (and an object), keyset-paged.
+        sa.Index("ix_api_queue_items_status_id", "status", "id"),
+        sa.Index("ix_api_queue_items_status_object", "status", "object", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

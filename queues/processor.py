@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.clients.errors import (
     InvalidStateError,
     PartnerError,
@@ -20,7 +22,7 @@ from app.clients.errors import (
     TransientError,
 )
 from app.clients.gateway import GatewayClient
-from app.clients.salesforce import CrmWrite, SalesforceClient
+from app.clients.salesforce import CrmWrite, SalesforceClient, paused_for
 from app.config import Settings
 from app.crm_pause import CrmPause
 from app.db import Database
@@ -35,7 +37,9 @@ from app.mapping import (
     to_gateway,
     writeback_fields,
 )
+from app.records import refs
 from app.records import service as records
+from app.records.models import RecordLink
 from queues import service
 from queues.models import STAGE_GATEWAY_DONE, STAGE_NEW, QueueItem
 
@@ -57,6 +61,7 @@ class QueueContext:
     pause: CrmPause
     # Hands row ids of the given records to new jobs (used to wake the next row of a record).
     wake: Callable[[set[tuple[str, str]]], None] = field(default=lambda records: None)
+    telemetry: Any = None  # app.telemetry.Telemetry: processed counts and latencies
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,52 @@ def process_batch(ctx: QueueContext, ids: Sequence[int], owner: str) -> dict[str
     counts = {"gateway_ok": 0, "written_back": 0}
     lease_started = time.monotonic()
     remaining = list(ids)
+    plans = plan_batch(ctx, ids, owner)
     for item_id in ids:
         if time.monotonic() - lease_started > ctx.settings.lease_seconds / 2:
             service.renew(ctx.db, remaining, owner, ctx.settings.lease_seconds)
             lease_started = time.monotonic()
         with log_context(item_id=item_id):
-            if gateway_step(ctx, item_id, owner):
+            if gateway_step(ctx, item_id, owner, plans.get(item_id)):
                 counts["gateway_ok"] += 1
         remaining.remove(item_id)
     counts["written_back"] = write_back(ctx, ids, owner)
     return counts
+
+
+def plan_batch(ctx: QueueContext, ids: Sequence[int], owner: str) -> dict[int, Plan]:
+    """Plans for a whole batch in one transaction: the rows, their links and their parents'
+    links, a query each. A row whose parent has no gateway id yet gets no plan here: it is
+    planned on its own when its turn comes, since an earlier row of the batch (or another
+    worker) may create that parent meanwhile."""
+    plans: dict[int, Plan] = {}
+    with ctx.db.transaction() as session:
+        items = [i for i in _load_owned_many(session, ids, owner) if i.stage == STAGE_NEW]
+        own = _links_of(session, [(i.object, i.record_id) for i in items])
+        needs = {i.id: _parents(i) for i in items}
+        wanted: dict[str, set[str]] = {}
+        for parent_obj, crm_id in (pair for need in needs.values() for pair in need):
+            wanted.setdefault(parent_obj, set()).add(crm_id)
+        known = {obj: records.gateway_ids(session, obj, crm_ids)
+                 for obj, crm_ids in wanted.items()}
+        for item in items:
+            links = {(o, c): known[o][c] for o, c in needs[item.id] if c in known[o]}
+            if len(links) == len(needs[item.id]):
+                plans[item.id] = _plan_of(item, own.get((item.object, item.record_id)), links)
+    return plans
+
+
+def _parents(item: QueueItem) -> set[tuple[str, str]]:
+    """(object, CRM id) of every record this row's fields link to."""
+    return {(fm.link, str(item.fields[fm.crm])) for fm in OBJECTS[item.object].fields
+            if fm.link and item.fields.get(fm.crm)}
+
+
+def _plan_of(item: QueueItem, link: Any, links: dict[tuple[str, str], str]) -> Plan:
+    gateway_id = (link.gateway_id if link else None) or item.fields.get(GATEWAY_ID_FIELD)
+    return Plan(item.id, OBJECTS[item.object], item.operation, item.record_id,
+                dict(item.fields), dict(item.previous_fields or {}), item.idempotency_key,
+                gateway_id, links)
 
 
 def _plan(ctx: QueueContext, item_id: int, owner: str) -> Plan | None:
@@ -96,31 +137,32 @@ def _plan(ctx: QueueContext, item_id: int, owner: str) -> Plan | None:
         item = service.load_owned(session, item_id, owner)
         if item is None or item.stage != STAGE_NEW:
             return None
-        obj = OBJECTS[item.object]
         link = records.find_link(session, item.object, crm_id=item.record_id)
-        gateway_id = (link.gateway_id if link else None) or item.fields.get(GATEWAY_ID_FIELD)
-        wanted = {(fm.link, str(item.fields[fm.crm])) for fm in obj.fields
-                  if fm.link and item.fields.get(fm.crm)}
         links: dict[tuple[str, str], str] = {}
-        for parent_obj, crm_id in wanted:
+        for parent_obj, crm_id in _parents(item):
             found = records.gateway_ids(session, parent_obj, [crm_id]).get(crm_id)
             if found:
                 links[(parent_obj, crm_id)] = found
             elif service.pending_in_records(session, parent_obj, crm_id):
                 raise WaitForParent(f"waiting for {parent_obj} {crm_id} to reach the gateway")
-        return Plan(item.id, obj, item.operation, item.record_id, dict(item.fields),
-                    dict(item.previous_fields or {}), item.idempotency_key, gateway_id, links)
+        return _plan_of(item, link, links)
 
 
-def gateway_step(ctx: QueueContext, item_id: int, owner: str) -> bool:
-    """Make the row's gateway call and record the outcome. True when the call succeeded."""
+def gateway_step(ctx: QueueContext, item_id: int, owner: str,
+                 plan: Plan | None = None) -> bool:
+    """Make the row's gateway call and record the outcome. True when the call succeeded.
+
+    ``plan`` comes from ``plan_batch``; without one the row is planned here."""
     try:
-        plan = _plan(ctx, item_id, owner)
+        plan = plan or _plan(ctx, item_id, owner)
         if plan is None:
             return False
         resource, note = _call_gateway(ctx, plan)
     except WaitForParent as exc:
         _record(ctx, item_id, owner, wait=str(exc))
+        return False
+    except PausedError as exc:  # our shared rate limiter: no attempt spent
+        _record(ctx, item_id, owner, wait=str(exc), wait_seconds=exc.retry_after or 1.0)
         return False
     except (PartnerError, MappingError) as exc:
         _record(ctx, item_id, owner, error=exc)
@@ -195,6 +237,7 @@ def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, obj: Obj
     gateway_id = resource.get("id")
     link = records.upsert_link(session, obj.name, crm_id=item.record_id,
                                gateway_id=str(gateway_id) if gateway_id else None)
+    refs.note(session, obj.name, resource)
     status = resource.get("status")
     if obj.has_status and status and status != link.status and link.last_event_at is None:
         # Only before any webhook event was applied: afterwards events own the status.
@@ -204,7 +247,8 @@ def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, obj: Obj
 
 
 def _record(ctx: QueueContext, item_id: int, owner: str, *, error: Exception | None = None,
-            wait: str | None = None, stage: str = "gateway") -> None:
+            wait: str | None = None, stage: str = "gateway",
+            wait_seconds: float = PARENT_WAIT_SECONDS) -> None:
     s = ctx.settings
     with ctx.db.transaction() as session:
         item = service.load_owned(session, item_id, owner)
@@ -215,7 +259,7 @@ def _record(ctx: QueueContext, item_id: int, owner: str, *, error: Exception | N
                 error = PermanentError(f"{wait}: gave up after {s.parent_wait_max:.0f}s")
             else:
                 service.record_wait(session, item, stage=stage, reason=wait,
-                                    seconds=PARENT_WAIT_SECONDS)
+                                    seconds=wait_seconds)
                 return
         assert error is not None
         transient = isinstance(error, TransientError)
@@ -224,6 +268,8 @@ def _record(ctx: QueueContext, item_id: int, owner: str, *, error: Exception | N
             schedule=s.retry_schedule, jitter=s.retry_jitter,
             retry_after=getattr(error, "retry_after", None),
             status=getattr(error, "status", None))
+    if outcome == "failed" and ctx.telemetry is not None:
+        ctx.telemetry.failed("api", {item.object: 1})
     log.warning("attempt failed", extra={"outcome": outcome, "stage": stage,
                                           "error": str(error)})
 
@@ -235,17 +281,22 @@ def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
     link's *current* status, so a late write-back never moves the CRM record back in time.
     """
     with ctx.db.transaction() as session:
-        items = [i for i in (service.load_owned(session, i, owner) for i in ids)
-                 if i is not None and i.stage == STAGE_GATEWAY_DONE]
+        items = [i for i in _load_owned_many(session, ids, owner)
+                 if i.stage == STAGE_GATEWAY_DONE]
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         members: dict[tuple[str, str], list[int]] = {}
-        for item in sorted(items, key=lambda i: i.id):
+        for item in items:
             key = (item.object, item.record_id)
             merged.setdefault(key, {}).update(item.result or {})
             members.setdefault(key, []).append(item.id)
-        for (obj_name, crm_id), fields in merged.items():
-            link = records.find_link(session, obj_name, crm_id=crm_id)
-            if OBJECTS[obj_name].has_status and link and link.status and STATUS_FIELD in fields:
+        links = _links_of(session, list(merged))
+        for key, fields in merged.items():
+            obj_name, link = key[0], links.get(key)
+            if link and link.last_event_at is not None:
+                # Webhook events own the status once one was applied (under the resource
+                # lease, in event order); a write-back must not race them.
+                fields.pop(STATUS_FIELD, None)
+            elif OBJECTS[obj_name].has_status and link and link.status and STATUS_FIELD in fields:
                 fields[STATUS_FIELD] = status_label(link.status, ctx.settings.status_labels)
     if not merged:
         return 0
@@ -253,22 +304,17 @@ def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
     keys = [k for k, fields in merged.items() if fields]
     if not keys:
         return _finish(ctx, done, owner, set(merged))
-    paused_until = ctx.pause.until()
     try:
-        if paused_until:
-            raise PausedError("CRM write-backs are paused (Salesforce API limit)")
         results = ctx.crm.update_many([CrmWrite(OBJECTS[o].sobject, r, merged[(o, r)])
                                        for o, r in keys])
-    except PausedError as exc:
-        until = paused_until or ctx.pause.pause(ctx.settings.salesforce_limit_pause)
+    except PausedError as exc:  # the org's allocation (shared pause) or our pacing
         _wait_all(ctx, [i for k in keys for i in members[k]], owner, str(exc),
-                  max(1.0, until - time.time()))
+                  paused_for(ctx.pause, exc, ctx.settings.salesforce_limit_pause))
         return 0
     except PartnerError as exc:
         for item_id in (i for k in keys for i in members[k]):
             _record(ctx, item_id, owner, error=exc, stage="crm")
         return 0
-    _slow_down_near_limit(ctx)
     for key, result in zip(keys, results, strict=True):
         if result.ok:
             done.extend(members[key])
@@ -284,7 +330,10 @@ def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
 def _finish(ctx: QueueContext, done: list[int], owner: str,
             records_done: set[tuple[str, str]]) -> int:
     with ctx.db.transaction() as session:
+        finished = service.arrivals(session, done, owner)
         service.complete(session, done, owner)
+    if ctx.telemetry is not None:
+        ctx.telemetry.processed("api", finished)
     ctx.wake(records_done)
     return len(done)
 
@@ -292,16 +341,27 @@ def _finish(ctx: QueueContext, done: list[int], owner: str,
 def _wait_all(ctx: QueueContext, ids: Sequence[int], owner: str, reason: str,
               seconds: float) -> None:
     with ctx.db.transaction() as session:
-        for item_id in ids:
-            item = service.load_owned(session, item_id, owner)
-            if item is not None:
-                service.record_wait(session, item, stage="crm", reason=reason, seconds=seconds)
+        for item in _load_owned_many(session, ids, owner):
+            service.record_wait(session, item, stage="crm", reason=reason, seconds=seconds)
 
 
-def _slow_down_near_limit(ctx: QueueContext) -> None:
-    """Stop before the org's allocation runs out, leaving the reserve for other integrations."""
-    usage = ctx.crm.api_usage()
-    if usage and usage[1] and usage[0] >= usage[1] * (1 - ctx.settings.salesforce_api_reserve):
-        log.warning("salesforce api usage near the allocation; pausing write-backs",
-                    extra={"used": usage[0], "allocation": usage[1]})
-        ctx.pause.pause(ctx.settings.salesforce_limit_pause)
+def _load_owned_many(session: Any, ids: Sequence[int], owner: str) -> list[QueueItem]:
+    """The given rows this owner still holds, oldest first, in one query."""
+    if not ids:
+        return []
+    return list(session.scalars(sa.select(QueueItem).where(
+        QueueItem.id.in_(list(ids)), QueueItem.lease_owner == owner).order_by(QueueItem.id)))
+
+
+def _links_of(session: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """(object, CRM id) -> its link, one query per object in the batch."""
+    by_object: dict[str, list[str]] = {}
+    for obj_name, crm_id in keys:
+        by_object.setdefault(obj_name, []).append(crm_id)
+    found: dict[tuple[str, str], Any] = {}
+    for obj_name, crm_ids in by_object.items():
+        for link in session.scalars(sa.select(RecordLink).where(
+                RecordLink.object == obj_name, RecordLink.crm_id.in_(crm_ids))):
+            found[(obj_name, str(link.crm_id))] = link
+    return found
+

@@ -9,10 +9,11 @@ from flask_smorest import Blueprint
 
 from app.auth import require_key
 from app.errors import NotFound, ValidationFailed
-from queues import intake, service
+from app.schemas import DiscardSchema
+from queues import admin, intake, service
 from queues.schemas import (
-    DiscardSchema,
     ItemDetailSchema,
+    ItemEditSchema,
     ItemListSchema,
     ItemQuerySchema,
     QueueRequestSchema,
@@ -40,21 +41,22 @@ def post_queue(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/queue-items", methods=["GET"])
-@require_key("admin")
+@require_key("admin", "operations")
 @blp.arguments(ItemQuerySchema, location="query")
 @blp.response(200, ItemListSchema)
 def list_items(query: dict[str, Any]) -> dict[str, Any]:
-    """List queue items, newest first, filtered by status / object / record."""
+    """List queue items, newest first, filtered by status / object / record / error / date."""
     items = service.list_items(_rt().db, status=query["status"], obj=query["object"],
-                               record_id=query["record_id"], limit=query["limit"],
-                               before_id=query["before_id"])
+                               record_id=query["record_id"], error=query["error"],
+                               since=query["since"], until=query["until"],
+                               limit=query["limit"], before_id=query["before_id"])
     more = len(items) == query["limit"]
     return {"items": [i.to_dict() for i in items],
             "next_before_id": items[-1].id if items and more else None}
 
 
 @blp.route("/queue-items/<int:item_id>", methods=["GET"])
-@require_key("admin")
+@require_key("admin", "operations")
 @blp.response(200, ItemDetailSchema)
 def get_item(item_id: int) -> dict[str, Any]:
     """One queue item (or, once done, its archive entry) with the log of every attempt."""
@@ -69,10 +71,9 @@ def get_item(item_id: int) -> dict[str, Any]:
 @blp.response(200, ReprocessResultSchema)
 def reprocess_one(item_id: int) -> dict[str, Any]:
     """Reprocess one Failed item now."""
-    done = service.reprocess(_rt().db, ids=[item_id], actor=g.api_key_name)
+    done = admin.reprocess(_rt(), ids=[item_id], actor=g.api_key_name)
     if not done:
         raise NotFound(f"queue item {item_id} is not Failed (or does not exist)")
-    _wake(done)
     return {"reprocessed": done}
 
 
@@ -82,10 +83,8 @@ def reprocess_one(item_id: int) -> dict[str, Any]:
 @blp.response(200, ReprocessResultSchema)
 def reprocess_many(body: dict[str, Any]) -> dict[str, Any]:
     """Reprocess every Failed item matching the filter (ids and/or object)."""
-    done = service.reprocess(_rt().db, ids=body["ids"], obj=body["object"],
-                             actor=g.api_key_name)
-    _wake(done)
-    return {"reprocessed": done}
+    return {"reprocessed": admin.reprocess(_rt(), ids=body["ids"], obj=body["object"],
+                                           actor=g.api_key_name)}
 
 
 @blp.route("/queue-items/<int:item_id>/discard", methods=["POST"])
@@ -103,12 +102,12 @@ def discard(body: dict[str, Any], item_id: int) -> dict[str, Any]:
     return item.to_dict(detail=True)
 
 
-def _wake(ids: list[int]) -> None:
-    if ids:
-        from app.background import API_QUEUE, PROCESS_API_ITEMS, enqueue, new_job_ids
-
-        rt = _rt()
-        job_id = new_job_ids(1, 1)[0]
-        service.mark_dispatched(rt.db, {job_id: ids})
-        enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, {job_id: ids},
-                timeout=rt.settings.job_timeout)
+@blp.route("/queue-items/<int:item_id>", methods=["PATCH"])
+@require_key("admin")
+@blp.arguments(ItemEditSchema)
+@blp.response(200, ItemDetailSchema)
+def edit(body: dict[str, Any], item_id: int) -> dict[str, Any]:
+    """Replace a Failed item's payload (validated as at intake) and reprocess it."""
+    item = admin.edit_and_reprocess(_rt(), item_id, body["fields"], body["previous_fields"],
+                                    actor=g.api_key_name)
+    return item.to_dict(detail=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -70,6 +71,12 @@ class ItemQuerySchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
     object = fields.String(load_default=None, validate=validate.OneOf(QUEUEABLE_OBJECTS))
     record_id = fields.String(load_default=None, validate=validate.Length(max=64))
+    error = fields.String(load_default=None, validate=validate.Length(max=200),
+                          metadata={"description": "text within the last error, any case"})
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC,
+                                 metadata={"description": "created at or after"})
+    until = fields.AwareDateTime(load_default=None, default_timezone=UTC,
+                                 metadata={"description": "created before"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
@@ -109,9 +116,12 @@ class ReprocessSchema(Schema):
     object = fields.String(load_default=None, validate=validate.OneOf(QUEUEABLE_OBJECTS))
 
 
+class ItemEditSchema(Schema):
+    """A Failed item's new snapshot; validated by ChangeSchema, as at intake."""
+
+    previous_fields = fields.Dict(load_default=None, allow_none=True)
+    fields = fields.Dict(required=True)  # last: it shadows the module name inside the class
+
+
 class ReprocessResultSchema(Schema):
     reprocessed = fields.List(fields.Integer())
-
-
-class DiscardSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))

@@ -20,19 +20,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import rowqueue
+from app import audit, rowqueue
 from app.clock import utcnow
 from app.db import Database
+from app.listing import ListFilter, conditions, page_query
 from queues.models import (
     BLOCKING,
     FAILED,
     PENDING,
     STAGE_GATEWAY_DONE,
+    STAGE_NEW,
     ArchivedItem,
     QueueItem,
 )
 
 qi = QueueItem.__table__
+AUDIT_TARGET = "queue_item"
 
 
 def insert_idempotency_key(obj: str, record_id: str) -> str:
@@ -80,6 +83,30 @@ def accept_changes(db: Database, changes: Sequence[dict[str, Any]], *,
         session.add_all(items)
         session.flush()
     return items
+
+
+def accept_writeback(session: Session, *, obj: str, record_id: str, gateway_id: str,
+                     fields: dict[str, Any], result: dict[str, Any], note: str,
+                     job_id: str | None = None) -> QueueItem:
+    """Store a change whose gateway call the caller already made, so only the CRM write-back
+    of ``result`` remains, retried like any other row's.
+
+    For callers whose input must never be queued (raw bank details): ``fields`` and ``result``
+    hold safe CRM fields only. Runs in the caller's transaction; the caller enqueues
+    ``job_id`` (immediate mode) after commit.
+    """
+    _lock_records(session, [(obj, record_id)])
+    now = utcnow()
+    item = QueueItem(
+        object=obj, record_id=record_id, operation="insert", fields=fields,
+        previous_fields=None, status=PENDING, stage=STAGE_GATEWAY_DONE, attempts=0,
+        idempotency_key=f"pb-{uuid.uuid4().hex}", gateway_id=gateway_id, result=result,
+        next_attempt_at=now, error_log=[], dispatched_at=now if job_id else None, job_id=job_id,
+    )
+    rowqueue.log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
+    session.add(item)
+    session.flush()
+    return item
 
 
 def _blocked_by_earlier():
@@ -146,6 +173,15 @@ def complete(session: Session, ids: Sequence[int], owner: str) -> int:
     return result.rowcount or 0
 
 
+def arrivals(session: Session, ids: Sequence[int], owner: str) -> list[tuple[str, datetime]]:
+    """(object, arrival time) of owned rows, read before ``complete`` deletes them."""
+    if not ids:
+        return []
+    rows = session.execute(sa.select(qi.c.object, qi.c.created_at).where(
+        qi.c.id.in_(list(ids)), qi.c.lease_owner == owner))
+    return [(r.object, r.created_at) for r in rows]
+
+
 def prune_archive(db: Database, older_than_seconds: float) -> int:
     with db.transaction() as session:
         result = session.execute(sa.delete(ArchivedItem).where(
@@ -194,19 +230,19 @@ def mark_dispatched(db: Database, assignments: dict[str, Sequence[int]]) -> None
 # --- admin ---------------------------------------------------------------------------------
 
 def list_items(db: Database, *, status: str | None = None, obj: str | None = None,
-               record_id: str | None = None, limit: int = 50,
+               record_id: str | None = None, error: str | None = None,
+               since: datetime | None = None, until: datetime | None = None, limit: int = 50,
                before_id: int | None = None) -> list[QueueItem]:
-    query = sa.select(QueueItem).order_by(QueueItem.id.desc()).limit(limit)
-    if status:
-        query = query.where(QueueItem.status == status)
-    if obj:
-        query = query.where(QueueItem.object == obj)
-    if record_id:
-        query = query.where(QueueItem.record_id == record_id)
-    if before_id:
-        query = query.where(QueueItem.id < before_id)
+    """Newest first, keyset-paged (``before_id``), filtered as the console's lists are."""
+    flt = ListFilter(status=status, kind=obj, record=record_id, error=error, since=since,
+                     until=until)
+    query = page_query(QueueItem, item_conditions(flt), limit=limit, before_id=before_id)
     with db.transaction() as session:
         return list(session.scalars(query))
+
+
+def item_conditions(flt: ListFilter) -> list[Any]:
+    return conditions(QueueItem, flt, kind=QueueItem.object, record=QueueItem.record_id)
 
 
 def get_item(db: Database, item_id: int) -> QueueItem | None:
@@ -221,21 +257,69 @@ def get_item_or_archived(db: Database, item_id: int) -> QueueItem | ArchivedItem
 
 def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None = None,
               actor: str = "admin") -> list[int]:
-    """Failed rows become pending and due now, with a fresh set of retries."""
+    """Failed rows become pending and due now, with a fresh set of retries (audited)."""
     query = sa.select(QueueItem).where(QueueItem.status == FAILED)
     if ids is not None:
         query = query.where(QueueItem.id.in_(list(ids)))
     if obj:
         query = query.where(QueueItem.object == obj)
     with db.transaction() as session:
-        return rowqueue.reprocess(session, query, actor)
+        done = rowqueue.reprocess(session, query, actor)
+        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": PENDING})
+        return done
 
 
 def discard(db: Database, item_id: int, reason: str, actor: str = "admin") -> QueueItem | None:
     with db.transaction() as session:
         item = session.get(QueueItem, item_id, with_for_update=True)
         if item is not None:
+            before = item.status
             rowqueue.discard(item, reason, actor)
+            audit.record(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
+                         target_id=item.id, before={"status": before},
+                         after={"status": item.status}, note=reason)
+        return item
+
+
+def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
+    """Discard those of ``ids`` that are Failed, in one transaction (bulk operations)."""
+    with db.transaction() as session:
+        rows = list(session.scalars(sa.select(QueueItem).where(
+            QueueItem.id.in_(list(ids)), QueueItem.status == FAILED).with_for_update()))
+        for row in rows:
+            rowqueue.discard(row, reason, actor)
+        done = [row.id for row in rows]
+        audit.record_many(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": "discarded"}, note=reason)
+        return done
+
+
+def edit(db: Database, item_id: int, fields: dict[str, Any],
+         previous_fields: dict[str, Any] | None, actor: str) -> QueueItem | None:
+    """Replace a Failed item's snapshot (validated by the caller) and reprocess it, audited
+    with the payload before and after."""
+    with db.transaction() as session:
+        item = session.get(QueueItem, item_id, with_for_update=True)
+        if item is None:
+            return None
+        if item.status != FAILED:
+            raise ValueError(f"only Failed items can be edited; this one is {item.status}")
+        if item.stage != STAGE_NEW:
+            raise ValueError("its gateway call already succeeded and only the CRM write-back "
+                             "is left: reprocess it instead")
+        before = {"fields": item.fields, "previous_fields": item.previous_fields}
+        item.fields, item.previous_fields = dict(fields), previous_fields
+        audit.record(session, actor=actor, action="edit", target_type=AUDIT_TARGET,
+                     target_id=item.id, before=before,
+                     after={"fields": item.fields, "previous_fields": previous_fields})
+        done = rowqueue.reprocess(session, sa.select(QueueItem).where(QueueItem.id == item_id),
+                                  actor)
+        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": PENDING})
         return item
 
 

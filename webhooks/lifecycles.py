@@ -296,9 +296,11 @@ PAYOUTS = Lifecycle(
     resource_type="payouts",
     initial=frozenset({"pending"}),
     transitions=_graph(pending="paid", paid="bounced"),
-    # No event announces a new payout: Paybridge learns of it from paid (a gap for an
-    # unknown resource) and takes its state from the gateway.
+    # GoCardless announces no new payout: Paybridge usually learns of one from paid (a gap
+    # for an unknown resource) and takes its state from the gateway. A gateway that does
+    # announce it with "created" starts it at pending.
     actions={
+        "created": "pending",
         "paid": "paid",
         "bounced": "bounced",
         "fx_rate_confirmed": None,

@@ -15,27 +15,42 @@ import time
 import redis
 import sqlalchemy.exc
 
+from app.clients.errors import PartnerError
 from app.config import Settings
+from app.console.upkeep import upkeep
 from app.logs import configure_logging
 from app.runtime import Runtime
 from queues import service
+from webhooks.catchup import catch_up
 from workers.context import set_runtime
-from workers.dispatcher import dispatch_api
+from workers.dispatcher import dispatch_api, dispatch_webhooks
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "paybridge:clock:heartbeat"
 
 
 PRUNE_EVERY = 3600.0
-_last_prune = 0.0
+_last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0}
+
+
+def _every(name: str, seconds: float) -> bool:
+    if seconds <= 0 or time.monotonic() - _last[name] < seconds:
+        return False
+    _last[name] = time.monotonic()
+    return True
 
 
 def tick(rt: Runtime) -> int:
-    global _last_prune
-    dispatched = dispatch_api(rt)
-    if time.monotonic() - _last_prune > PRUNE_EVERY:
-        _last_prune = time.monotonic()
+    dispatched = dispatch_api(rt) + dispatch_webhooks(rt)
+    if _every("prune", PRUNE_EVERY):
         service.prune_archive(rt.db, rt.settings.archive_retention)
+    if _every("catchup", rt.settings.catchup_interval):
+        try:
+            catch_up(rt)
+        except PartnerError as exc:
+            log.warning("catch-up could not reach the gateway", extra={"error": str(exc)})
+    if _every("console", rt.settings.alert_interval):
+        upkeep(rt)
     with contextlib.suppress(redis.RedisError):
         rt.redis.set(HEARTBEAT_KEY, str(time.time()), ex=60)
     return dispatched

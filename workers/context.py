@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.runtime import Runtime
 from queues.processor import QueueContext
+from webhooks.apply import WebhookContext
 
 _runtime: Runtime | None = None
 
@@ -26,5 +27,10 @@ def queue_context(rt: Runtime) -> QueueContext:
 
     return QueueContext(
         settings=rt.settings, db=rt.db, gateway=rt.gateway, crm=rt.crm, pause=rt.crm_pause,
-        wake=lambda records: wake_api_records(rt, records),
+        wake=lambda records: wake_api_records(rt, records), telemetry=rt.telemetry,
     )
+
+
+def webhook_context(rt: Runtime) -> WebhookContext:
+    return WebhookContext(settings=rt.settings, db=rt.db, gateway=rt.gateway, crm=rt.crm,
+                          pause=rt.crm_pause, telemetry=rt.telemetry)

@@ -10,9 +10,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from app.background import API_QUEUE, PROCESS_API_ITEMS, alive_jobs, chunk, enqueue, new_job_ids
+from app import rowqueue
+from app.background import (
+    API_QUEUE,
+    PROCESS_API_ITEMS,
+    PROCESS_WEBHOOK_EVENTS,
+    WEBHOOK_QUEUE,
+    alive_jobs,
+    chunk,
+    enqueue,
+    new_job_ids,
+)
 from app.runtime import Runtime
 from queues import service
+from webhooks import service as webhook_service
+from webhooks.models import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +53,23 @@ def wake_api_records(rt: Runtime, records: set[tuple[str, str]]) -> None:
     """The rows after a finished one of the same record are due now: hand them out at once."""
     if records and rt.settings.api_queue_mode == "immediate":
         dispatch_api(rt, records=records, redispatch_after=0)
+
+
+def dispatch_webhooks(rt: Runtime) -> int:
+    """Webhook events due (new in scheduled mode, retries, parked looks, lost jobs)."""
+    s = rt.settings
+    rows = webhook_service.find_dispatchable(rt.db, limit=s.batch_size * 40,
+                                             redispatch_after=s.redispatch_after)
+    maybe_held = {r.job_id for r in rows
+                  if r.dispatched_at is not None and r.lease_owner is None and r.job_id}
+    alive = alive_jobs(rt.redis, maybe_held)
+    ids = [r.id for r in rows if r.lease_owner is not None or r.job_id not in alive]
+    if not ids:
+        return 0
+    assignments = dict(zip(new_job_ids(len(ids), s.batch_size), chunk(ids, s.batch_size),
+                           strict=True))
+    rowqueue.mark_dispatched(rt.db, WebhookEvent, assignments)
+    enqueue(rt.redis, WEBHOOK_QUEUE, PROCESS_WEBHOOK_EVENTS, assignments,
+            timeout=s.job_timeout)
+    log.info("dispatched webhook events", extra={"events": len(ids)})
+    return len(ids)

@@ -10,7 +10,8 @@ from rq import get_current_job
 from app.logs import log_context
 from queues import service
 from queues.processor import process_batch
-from workers.context import queue_context, runtime
+from webhooks.apply import process_events
+from workers.context import queue_context, runtime, webhook_context
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +28,13 @@ def process_api_items(ids: list[int]) -> dict[str, int]:
         counts = process_batch(queue_context(rt), claimed, owner)
         log.info("api items processed", extra={"claimed": len(claimed), **counts})
         return {"claimed": len(claimed), **counts}
+
+
+def process_webhook_events(ids: list[int]) -> dict[str, int]:
+    rt = runtime()
+    job = get_current_job()
+    owner = f"{job.id if job else 'direct'}:{uuid.uuid4().hex[:8]}"
+    with log_context(job_id=job.id if job else None):
+        counts = process_events(webhook_context(rt), ids, owner)
+        log.info("webhook events processed", extra=counts)
+        return counts

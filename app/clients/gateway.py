@@ -51,6 +51,16 @@ def _retry_after(response: requests.Response) -> float | None:
     return None
 
 
+def _reset_in(response: requests.Response) -> float | None:
+    reset = response.headers.get("RateLimit-Reset")
+    if not reset:
+        return None
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(reset).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
 def _error_message(body: Any, status: int) -> tuple[str, dict[str, Any]]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -64,8 +74,12 @@ def _error_message(body: Any, status: int) -> tuple[str, dict[str, Any]]:
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, access_token: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, access_token: str, *, timeout: float = 10.0,
+                 limiter: Any = None, telemetry: Any = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.limiter = limiter  # app.ratelimit.RateLimiter, shared by every worker
+        self.telemetry = telemetry  # app.telemetry.Telemetry: counts calls by outcome
+        self.calls: dict[str, int] = {}
         self.timeout = (min(3.05, timeout), timeout)
         self.session = requests.Session()
         self.session.headers.update({
@@ -78,15 +92,36 @@ class GatewayClient:
     def _request(self, method: str, path: str, *, json: Any = None,
                  idempotency_key: str | None = None, params: Any = None) -> requests.Response:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        if self.limiter is not None:
+            self.limiter.acquire()
         try:
             response = self.session.request(method, self.base_url + path, json=json,
                                             params=params, headers=headers,
                                             timeout=self.timeout)
         except requests.Timeout as exc:
+            self._count("timeout")
             raise TransientError(f"gateway timed out on {method} {path}") from exc
         except requests.ConnectionError as exc:
+            self._count("unreachable")
             raise TransientError(f"gateway unreachable on {method} {path}") from exc
+        self._count(str(response.status_code))
+        self._respect_limits(response)
         return response
+
+    def _count(self, outcome: str) -> None:
+        self.calls[outcome] = self.calls.get(outcome, 0) + 1
+        if self.telemetry is not None:
+            self.telemetry.partner_call("gateway", outcome)
+
+    def _respect_limits(self, response: requests.Response) -> None:
+        """Tell every worker to hold off when the gateway says the window is spent."""
+        if self.limiter is None:
+            return
+        exhausted = response.headers.get("RateLimit-Remaining") == "0"
+        if response.status_code == 429 or exhausted:
+            wait = _retry_after(response) if response.status_code == 429 else _reset_in(response)
+            if wait:
+                self.limiter.block(wait)
 
     def _check(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
         status = response.status_code

@@ -14,7 +14,9 @@ Errors: an expired session is renewed once, transparently; REQUEST_LIMIT_EXCEEDE
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +34,7 @@ from app.redaction import redact
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 COLLECTION_LIMIT = 200  # records per sObject Collections call
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
 
@@ -53,15 +56,24 @@ class CrmWriteResult:
 
 
 class _TimeoutSession(requests.Session):
-    """simple-salesforce passes no timeout; a hung socket must not hang a worker forever."""
+    """simple-salesforce passes no timeout; a hung socket must not hang a worker forever.
+
+    Every answer's ``Sforce-Limit-Info`` is remembered here, whichever simple-salesforce
+    object made the call (sObject calls keep their own usage, not the client's).
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+        self.last_usage: tuple[int, int] | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout)
-        return super().request(*args, **kwargs)
+        response = super().request(*args, **kwargs)
+        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if usage:
+            self.last_usage = (int(usage.group(1)), int(usage.group(2)))
+        return response
 
 
 def _errors_of(exc: SalesforceError) -> list[dict[str, Any]]:
@@ -92,7 +104,8 @@ def classify(exc: Exception) -> Exception:
 
 class SalesforceClient:
     def __init__(self, login_url: str, client_id: str, client_secret: str, *,
-                 ca_bundle: str = "", version: str = "59.0", timeout: float = 30.0) -> None:
+                 ca_bundle: str = "", version: str = "59.0", timeout: float = 30.0,
+                 telemetry: Any = None, allowance: Any = None) -> None:
         self.login_url = login_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -103,6 +116,9 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
         self._lock = threading.Lock()
         self.calls = 0
+        self.telemetry = telemetry  # app.telemetry.Telemetry: calls by outcome, API usage
+        # app.clients.crm_allowance.CrmAllowance: pacing and pausing shared by all workers
+        self.allowance = allowance
 
     def _login(self) -> Salesforce:
         try:
@@ -130,22 +146,42 @@ class SalesforceClient:
     def _call(self, fn: Callable[[Salesforce], T]) -> T:
         for attempt in (1, 2):
             sf = self._client(renew=False)
+            if self.allowance is not None:
+                self.allowance.before_call()
             try:
                 self.calls += 1
-                return fn(sf)
+                answer = fn(sf)
             except SalesforceExpiredSession:
+                self._observe("expired_session")
                 if attempt == 2:
                     raise TransientError("Salesforce session expired twice in a row") from None
                 log.info("salesforce session expired; logging in again")
                 self._client(renew=True)
             except (SalesforceError, requests.RequestException) as exc:
-                raise classify(exc) from exc
+                error = classify(exc)
+                self._observe(type(error).__name__.removesuffix("Error").lower() or "error")
+                if isinstance(error, PausedError) and self.allowance is not None:
+                    error = self.allowance.refused(error)
+                raise error from exc
+            else:
+                self._observe("ok")
+                return answer
         raise AssertionError("unreachable")
+
+    def _observe(self, outcome: str) -> None:
+        """Count the call; after any answer, pass the org's API usage on (pacing, console)."""
+        usage = self.api_usage()
+        if usage is not None and self.allowance is not None:
+            self.allowance.observe(*usage)
+        if self.telemetry is None:
+            return
+        self.telemetry.partner_call("salesforce", outcome)
+        if usage is not None:
+            self.telemetry.salesforce_usage(*usage)
 
     def api_usage(self) -> tuple[int, int] | None:
         """(used, allocation) from the last Sforce-Limit-Info header seen, if any."""
-        usage = self._sf.api_usage.get("api-usage") if self._sf else None
-        return (usage.used, usage.total) if usage else None
+        return self.session.last_usage
 
     def update_many(self, writes: Sequence[CrmWrite]) -> list[CrmWriteResult]:
         """sObject Collections PATCH, 200 records per call, one result per write, in order."""
@@ -163,6 +199,16 @@ class SalesforceClient:
         answer = self._call(lambda sf: getattr(sf, sobject).create(fields))
         return str(answer["id"])
 
+    def find_id(self, sobject: str, field: str, value: str) -> str | None:
+        """The id of the record whose ``field`` equals ``value`` (one SOQL query)."""
+        if not all(c.isalnum() or c == "_" for c in sobject + field):
+            raise ValueError("object and field names are API names")
+        quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+        answer = self._call(lambda sf: sf.query(
+            f"SELECT Id FROM {sobject} WHERE {field} = '{quoted}' LIMIT 1"))  # noqa: S608
+        records = answer.get("records") or []
+        return str(records[0]["Id"]) if records else None
+
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         return dict(self._call(lambda sf: getattr(sf, sobject).get(record_id)))
 
@@ -176,3 +222,11 @@ def _result(item: dict[str, Any]) -> CrmWriteResult:
     return CrmWriteResult(ok=False, record_id=item.get("id"), code=code,
                           message=redact(f"{code}: {first.get('message')}"),
                           transient=code in TRANSIENT_CODES)
+
+
+def paused_for(pause: Any, error: PausedError, default: float) -> float:
+    """How long rows should wait after a PausedError: what the error or the shared pause
+    says, else ``default`` (at least a second)."""
+    until = pause.until() if pause is not None else None
+    wait = error.retry_after or (until - time.time() if until else default)
+    return max(1.0, wait)

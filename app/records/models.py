@@ -27,6 +27,10 @@ class RecordLink(Base):
     status: Mapped[str | None] = mapped_column(sa.String(48))
     last_event_id: Mapped[str | None] = mapped_column(sa.String(64))
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Held while one job applies this resource's events and writes the CRM: no two workers
+    # ever apply events of one resource at once.
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -37,6 +41,7 @@ class StatusHistory(Base):
     __table_args__ = (
         sa.Index("ix_status_history_object_crm_id", "object", "crm_id", "id"),
         sa.Index("ix_status_history_object_gateway_id", "object", "gateway_id", "id"),
+        sa.Index("ix_status_history_event_id", "event_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

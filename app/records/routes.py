@@ -37,7 +37,7 @@ class HistorySchema(Schema):
 
 
 @blp.route("/records/<string:obj>/<string:record_id>/history", methods=["GET"])
-@require_key("admin", "trigger")
+@require_key("admin", "operations", "trigger")
 @blp.response(200, HistorySchema)
 def record_history(obj: str, record_id: str) -> dict[str, Any]:
     """Every status transition of a record, by CRM id or gateway id, in order."""

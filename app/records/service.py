@@ -70,9 +70,13 @@ def upsert_link(session: Session, obj: str, *, crm_id: str | None, gateway_id: s
 def record_transition(
     session: Session, link: RecordLink, to_status: str | None, *, source: str,
     cause: str | None = None, event_id: str | None = None, event_time: datetime | None = None,
-    queue_item_id: int | None = None,
+    queue_item_id: int | None = None, watermark: bool = True,
 ) -> StatusHistory:
-    """Append one history row and move the link's status (None: an informational entry)."""
+    """Append one history row and move the link's status (None: an informational entry).
+
+    ``watermark`` False records the event without moving the resource's last-applied event
+    (informational events must not make older status events look stale).
+    """
     entry = StatusHistory(
         object=link.object, crm_id=link.crm_id, gateway_id=link.gateway_id,
         from_status=link.status, to_status=to_status if to_status is not None else link.status,
@@ -82,7 +86,7 @@ def record_transition(
     session.add(entry)
     if to_status is not None:
         link.status = to_status
-    if event_id is not None and event_time is not None:
+    if watermark and event_id is not None and event_time is not None:
         link.last_event_id, link.last_event_at = event_id, event_time
     return entry
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:37:49.735453
+Create Date: 2026-11-22 03:48:48.889125
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ def upgrade() -> None:
     sa.Column('operation', sa.String(length=16), nullable=False),
     sa.Column('fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('previous_fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('stage', sa.String(length=16), nullable=False),
     sa.Column('idempotency_key', sa.String(length=80), nullable=False),
     sa.Column('gateway_id', sa.String(length=64), nullable=True),
     sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
@@ -84,6 +84,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=48), nullable=True),
     sa.Column('last_event_id', sa.String(length=64), nullable=True),
     sa.Column('last_event_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
+    sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_record_links')),
     sa.UniqueConstraint('object', 'crm_id', name='uq_record_links_object_crm_id'),
@@ -105,15 +107,55 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_status_history'))
     )
     with op.batch_alter_table('status_history', schema=None) as batch_op:
+        batch_op.create_index('ix_status_history_event_id', ['event_id'], unique=False)
         batch_op.create_index('ix_status_history_object_crm_id', ['object', 'crm_id', 'id'], unique=False)
         batch_op.create_index('ix_status_history_object_gateway_id', ['object', 'gateway_id', 'id'], unique=False)
+
+    op.create_table('webhook_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('endpoint', sa.String(length=32), nullable=False),
+    sa.Column('delivery_id', sa.String(length=64), nullable=False),
+    sa.Column('resource_type', sa.String(length=48), nullable=False),
+    sa.Column('resource_id', sa.String(length=64), nullable=True),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('event_time', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('stage', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
+    sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dispatched_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('job_id', sa.String(length=64), nullable=True),
+    sa.Column('error_log', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('discard_reason', sa.Text(), nullable=True),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events')),
+    sa.UniqueConstraint('event_id', name='uq_webhook_events_event_id')
+    )
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_events_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_events_event_time', ['event_time'], unique=False)
+        batch_op.create_index('ix_webhook_events_resource', ['resource_type', 'resource_id', 'event_time'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_events_resource')
+        batch_op.drop_index('ix_webhook_events_event_time')
+        batch_op.drop_index('ix_webhook_events_due')
+
+    op.drop_table('webhook_events')
     with op.batch_alter_table('status_history', schema=None) as batch_op:
         batch_op.drop_index('ix_status_history_object_gateway_id')
         batch_op.drop_index('ix_status_history_object_crm_id')
+        batch_op.drop_index('ix_status_history_event_id')
 
     op.drop_table('status_history')
     op.drop_table('record_links')

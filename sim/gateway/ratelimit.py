@@ -8,6 +8,9 @@ Contract:
   configured nothing is refused and the headers report ``UNLIMITED`` as the limit.
 - A refused request gets 429 with ``Retry-After`` = whole seconds until the window ends
   (at least 1).
+- The last ``HISTORY`` windows that saw requests are kept with their allowed and refused
+  counts (``/sim/stats`` -> ``rate_limit.windows``), so a benchmark can read how much of
+  each window's allowance was used without sampling at the window edges.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
 
 from .clock import Clock
 
 UNLIMITED = 1_000_000
+HISTORY = 2000
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class RateLimiter:
             self._origin = time.monotonic()
             self._window_index = 0
             self._used = 0
+            self._refused_now = 0
+            self._history: deque[tuple[int, int, int]] = deque(maxlen=HISTORY)
 
     def hit(self) -> RateDecision:
         """Account for one request."""
@@ -63,8 +70,11 @@ class RateLimiter:
             now = time.monotonic()
             index = int((now - self._origin) // length)
             if index != self._window_index:
+                if self._used or self._refused_now:
+                    self._history.append((self._window_index, self._used, self._refused_now))
                 self._window_index = index
                 self._used = 0
+                self._refused_now = 0
             window_end = self._origin + (index + 1) * length
             remaining_s = max(window_end - now, 0.0)
             limit = self.limit or UNLIMITED
@@ -73,6 +83,7 @@ class RateLimiter:
                 self._used += 1
             elif count:
                 self.refused += 1
+                self._refused_now += 1
             headers = {
                 "RateLimit-Limit": str(limit),
                 "RateLimit-Remaining": str(max(limit - self._used, 0)),
@@ -82,8 +93,18 @@ class RateLimiter:
                 headers["Retry-After"] = str(max(1, math.ceil(remaining_s)))
             return RateDecision(allowed, headers)
 
-    def snapshot(self) -> dict[str, float | int]:
+    def snapshot(self) -> dict[str, object]:
+        """Settings and counters; ``windows`` lists the windows that saw requests, oldest
+        first; the latest is ``complete`` only once its time is over."""
         with self._lock:
+            windows = [{"index": i, "allowed": used, "refused": refused, "complete": True}
+                       for i, used, refused in self._history]
+            length = self._clock.scaled(self.window_s)
+            current = int((time.monotonic() - self._origin) // length)
+            if self._used or self._refused_now:
+                windows.append({"index": self._window_index, "allowed": self._used,
+                                "refused": self._refused_now,
+                                "complete": self._window_index < current})
             return {"limit": self.limit, "window_s": self.window_s,
                     "scaled_window_s": self._clock.scaled(self.window_s),
-                    "refused": self.refused}
+                    "refused": self.refused, "windows": windows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ def row_count(rt: Runtime) -> int:
 
 def test_accepts_a_batch_and_enqueues_ids_after_commit(client: FlaskClient, rt: Runtime,
                                                       trigger_headers: dict) -> None:
+    rt.settings = replace(rt.settings, batch_size=50)  # JOB_BATCH_SIZE=50: several jobs
     resp = client.post("/api/v1/queue", json={"changes": [change(n) for n in range(120)]},
                        headers=trigger_headers)
     assert resp.status_code == 202

@@ -1,0 +1,81 @@
+"""One request-rate limiter shared by every process on every machine, kept in Redis.
+
+GCRA (the generic cell rate algorithm) in one Lua script: each call reserves the next
+slot, spaced ``window / (limit * headroom)`` apart, so N workers together never exceed the
+partner's rate, whatever N is. ``burst`` lets that many calls go back to back before the
+spacing applies (the gateway's fixed windows want none; a daily allowance wants some). The
+partner's own signals win: a 429's Retry-After, or ``RateLimit-Remaining: 0`` until
+``RateLimit-Reset``, block every caller until then, burst or not.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from app.clients.errors import PausedError
+
+_SCRIPT = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait < 0 then wait = 0 end
+if blocked - now > wait then wait = blocked - now end
+if wait > max_wait then return tostring(-wait) end
+if tat < now + wait then tat = now + wait end
+local ttl = math.ceil((tat + interval - now) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
+return tostring(wait)
+"""
+
+
+class Throttled(PausedError):
+    """Our own limiter says the next free slot is too far away to wait for in-line."""
+
+
+class RateLimiter:
+    def __init__(self, connection: redis.Redis, name: str, limit: float, window: float, *,
+                 headroom: float = 0.97, max_wait: float = 5.0, burst: int = 1) -> None:
+        self.redis = connection
+        self.keys = [f"paybridge:ratelimit:{name}:tat", f"paybridge:ratelimit:{name}:blocked"]
+        self.headroom = headroom
+        self.burst = burst
+        self.max_wait = max_wait
+        self.set_rate(limit, window)
+        self._script = connection.register_script(_SCRIPT)
+
+    def set_rate(self, limit: float, window: float) -> None:
+        """A new allowance (e.g. the partner reported a different allocation)."""
+        self.interval = window / (max(limit, 1.0) * self.headroom)
+        self.tolerance = self.interval * (max(self.burst, 1) - 1)
+
+    def acquire(self) -> float:
+        """Take the next slot, sleeping up to ``max_wait``; returns the seconds slept."""
+        try:
+            wait = float(self._script(keys=self.keys, args=[self.interval, self.max_wait,
+                                                                 self.tolerance]))
+        except redis.RedisError:
+            return 0.0  # Redis down: the partner's own 429s still protect it
+        if wait < 0:
+            raise Throttled(f"{self.keys[0].split(':')[2]} rate limit: next slot in {-wait:.1f}s",
+                            retry_after=-wait)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    def block(self, seconds: float) -> None:
+        """Nobody calls before ``seconds`` from now (partner said so)."""
+        try:
+            seconds_now, micros = self.redis.time()  # the clock every caller's script uses
+            until = seconds_now + micros / 1_000_000 + seconds
+            self.redis.set(self.keys[1], str(until), px=max(1, int(seconds * 1000) + 1000))
+        except redis.RedisError:
+            pass

@@ -1,0 +1,49 @@
+"""The bank-account API: details go straight to the gateway and are never kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.blueprints import BlueprintSetupState
+from flask_smorest import Blueprint
+
+from app.auth import require_key
+from bankaccounts import service, tables
+from bankaccounts.schemas import BankAccountRequestSchema, BankAccountSchema, ModulusInfoSchema
+
+blp = Blueprint("bank_accounts", __name__, url_prefix="/api/v1", description="Bank accounts")
+
+
+@blp.record_once
+def _load_tables(state: BlueprintSetupState) -> None:
+    # A malformed MODULUS_*_PATH file stops the web app at start, not at the first request.
+    tables.tables_for(state.app.extensions["paybridge"].settings)
+
+
+def _rt() -> Any:
+    return current_app.extensions["paybridge"]
+
+
+@blp.route("/bank-accounts", methods=["POST"])
+@require_key("trigger", "admin")
+@blp.arguments(BankAccountRequestSchema)
+@blp.response(201, BankAccountSchema)
+@blp.alt_response(404, description="customer_not_found, record_not_found")
+@blp.alt_response(409, description="customer_not_ready, record_mismatch, bank_account_exists")
+@blp.alt_response(422, description="invalid_bank_details (nothing sent), gateway_rejected, "
+                  "crm_rejected")
+@blp.alt_response(502, description="gateway_error: the gateway refused Paybridge's credentials")
+@blp.alt_response(503, description="gateway_unavailable, crm_unavailable, storage_unavailable: "
+                  "nothing kept, send again")
+def post_bank_account(body: dict[str, Any]) -> dict[str, Any]:
+    """Register a bank account: checked, sent to the gateway, never stored."""
+    return service.register(_rt(), body)
+
+
+@blp.route("/bank-accounts/modulus", methods=["GET"])
+@require_key("trigger", "admin")
+@blp.response(200, ModulusInfoSchema)
+def modulus_info() -> dict[str, Any]:
+    """The UK modulus checking tables in use: version, files, rows."""
+    return tables.info(_rt().settings)

@@ -1,0 +1,120 @@
+"""The benchmark suite: one command, real processes, every figure next to its ceiling.
+
+Runs on PostgreSQL and Redis (defaults: the machine's servers, database ``paybridge_bench``
+created when missing, Redis database 9), prints a table and writes JSON to bench/results/.
+``--quick`` runs every scenario small (seconds, for CI); the default sizes are the ones the
+README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import backlog, idle, intake, latency, memory, ratelimit, throughput
+from bench.database import reset_database
+from bench.report import Figure, machine, table, write_json
+from bench.stack import Stack
+
+DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/paybridge_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/9"  # 15 belongs to the test suite
+
+
+@dataclass(frozen=True)
+class Sizes:
+    time_scale: float  # the gateway emulator's: its 60 s window lasts 60 * time_scale
+    rate: ratelimit.RateParams
+    load: throughput.LoadParams
+    intake: intake.IntakeParams
+    latency: latency.LatencyParams
+    backlog: backlog.BacklogParams
+    memory: memory.MemoryParams
+    idle: idle.IdleParams
+    webhook_modes: tuple[str, ...] = ("event", "batch")
+
+
+FULL = Sizes(
+    time_scale=0.25,
+    rate=ratelimit.RateParams(records=5000, limit=1000, window=60, workers=(1, 2, 4)),
+    load=throughput.LoadParams(records=3000, payments=1000, noop_jobs=3000),
+    intake=intake.IntakeParams(batches=400, big_batches=60),
+    latency=latency.LatencyParams(samples=60),
+    backlog=backlog.BacklogParams(small=10_000, large=1_000_000),
+    memory=memory.MemoryParams(items=100_000, warm=2_000),
+    idle=idle.IdleParams(seconds=20),
+)
+
+QUICK = Sizes(
+    time_scale=0.025,
+    rate=ratelimit.RateParams(records=500, limit=100, window=60, workers=(2,)),
+    load=throughput.LoadParams(records=300, payments=60, noop_jobs=300),
+    intake=intake.IntakeParams(batches=24, big_batches=8),
+    latency=latency.LatencyParams(samples=6),
+    backlog=backlog.BacklogParams(small=2_000, large=20_000, repeats=3),
+    memory=memory.MemoryParams(items=600, warm=100),
+    idle=idle.IdleParams(seconds=2),
+    webhook_modes=("batch",),
+)
+
+SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", "memory")
+
+
+def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
+              only: tuple[str, ...] = SCENARIOS, fresh_database: bool = True
+              ) -> tuple[list[Figure], dict[str, Any]]:
+    """Run the scenarios; returns the figures and the run's metadata."""
+    sizes = QUICK if quick else FULL
+    if fresh_database:
+        reset_database(database_url)
+    meta: dict[str, Any] = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "machine_before": machine(),
+                            "database": database_url.split("@")[-1].split("?")[0],
+                            "redis": redis_url.split("@")[-1], "durations_s": {}}
+    stack = Stack(database_url, redis_url, home, time_scale=sizes.time_scale)
+    figures: list[Figure] = []
+    steps = {
+        "idle": lambda: idle.run(stack, sizes.idle),
+        "latency": lambda: latency.run(stack, sizes.latency),
+        "throughput": lambda: throughput.run(stack, sizes.load, sizes.webhook_modes),
+        "intake": lambda: intake.run(stack, sizes.intake),
+        "ratelimit": lambda: ratelimit.run(stack, sizes.rate),
+        "backlog": lambda: backlog.run(stack, sizes.backlog),
+        "memory": lambda: memory.run(stack, sizes.memory),
+    }
+    try:
+        stack.start_emulators()
+        for name in only:
+            started = time.monotonic()
+            print(f"bench: {name}...", file=sys.stderr, flush=True)
+            figures += steps[name]()
+            meta["durations_s"][name] = round(time.monotonic() - started, 1)
+    finally:
+        stack.close()
+    meta["machine_after"] = machine()
+    return figures, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: seconds, for CI")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                                                                 DEFAULT_DATABASE))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS),
+                        help="run only these scenarios")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="paybridge-bench-") as home:
+        figures, meta = run_suite(args.database_url, args.redis_url, quick=args.quick,
+                                  home=Path(home), only=tuple(args.only))
+    print(table(figures))
+    load = meta["machine_before"]["load"]
+    print(f"\nmachine: {meta['machine_before']['cpus']} cores, load {load[0]} before, "
+          f"{meta['machine_after']['load'][0]} after; database {meta['database']}")
+    print(f"results: {write_json(figures, meta, args.quick)}")
+    return 0

@@ -1,0 +1,100 @@
+"""Worker memory over a long run: one RQ worker in burst mode drains a large backlog.
+
+The backlog is made cheaply but honestly: the Contacts exist in the org (its trigger off
+while they are created), their queue rows are inserted in bulk and handed out by the real
+dispatcher, and the worker does the full work for each: gateway call, link and history,
+batched write-back. Its RSS is sampled with the number of items finished.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.procstats import pid_of, rss_bytes
+from bench.report import Figure
+from bench.stack import Stack
+from bench.workload import create_contacts
+from queues.models import QueueItem
+from queues.service import insert_idempotency_key
+from workers.dispatcher import dispatch_api
+
+TARGET = 0.10
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MemoryParams:
+    items: int
+    warm: int  # items after which the worker counts as warmed up
+
+
+def backlog(stack: Stack, items: int) -> None:
+    stack.sf_call("POST", "/sim/trigger", json={"url": None})
+    try:
+        ids = create_contacts(stack, items, prefix="M")
+    finally:
+        stack.sf_call("POST", "/sim/trigger", json={"url": f"{stack.web}/api/v1/queue"})
+    table = QueueItem.__table__
+    with stack.rt.db.engine.begin() as conn:
+        for start in range(0, len(ids), 5000):
+            conn.execute(sa.insert(table), [{
+                "object": "Customer", "record_id": crm_id, "operation": "insert",
+                "fields": {"FirstName": "Bench", "LastName": f"M{n}",
+                           "Email": f"m{n}@example.com"},
+                "stage": "new", "idempotency_key": insert_idempotency_key("Customer", crm_id),
+                "status": "pending", "attempts": 0, "error_log": []}
+                for n, crm_id in enumerate(ids[start:start + 5000], start)])
+    while dispatch_api(stack.rt):
+        pass
+
+
+def run(stack: Stack, params: MemoryParams) -> list[Figure]:
+    stack.reset()
+    stack.gw_sim("POST", "/webhooks/faults", json={"pause": True})
+    try:
+        backlog(stack, params.items)
+        samples = _sample_burst_worker(stack)
+    finally:
+        stack.gw_sim("POST", "/webhooks/faults", json={"pause": False})
+    done = samples[-1][1]
+    start = samples[0][0]
+    warm = next((rss for rss, n in samples if n >= params.warm), samples[-1][0])
+    end = samples[-1][0]
+    growth = (end - warm) / warm
+    detail: dict[str, Any] = {"items_done": done, "rss_start_mb": start / MB,
+                              "rss_warm_mb": warm / MB, "rss_end_mb": end / MB,
+                              "growth_since_start": (end - start) / start,
+                              "samples": [(round(r / MB, 1), n) for r, n in samples[::20]]}
+    return [
+        Figure("memory.worker_rss_end", f"worker RSS after {done:,} items", end / MB, "MiB",
+               ceiling=warm / MB, ceiling_label=f"MiB after {params.warm:,} items (warm)",
+               target="growth <= 10 %", passed=growth <= TARGET and done >= params.items,
+               detail=detail),
+        Figure("memory.worker_rss_start", "worker RSS at start (registered with RQ)",
+               start / MB, "MiB"),
+    ]
+
+
+def _sample_burst_worker(stack: Stack) -> list[tuple[int, int]]:
+    """(RSS bytes, items finished) every 0.25 s until the burst worker exits."""
+    (proc,) = stack.start_workers(1, burst=True)
+    pid = pid_of(proc)
+    samples: list[tuple[int, int]] = []
+    try:
+        # "At start": the worker has registered with RQ, its imports and runtime built.
+        while stack.live_workers() < 1 and proc.popen is not None and proc.popen.poll() is None:
+            time.sleep(0.01)
+        while proc.popen is not None and proc.popen.poll() is None:
+            rss = rss_bytes(pid)
+            done = stack.count("SELECT count(*) FROM api_queue_archive")
+            if rss:
+                samples.append((rss, done))
+            time.sleep(0.25 if samples else 0.0)
+    finally:
+        stack.stop([proc])
+    samples.append((samples[-1][0], stack.count("SELECT count(*) FROM api_queue_archive")))
+    return samples

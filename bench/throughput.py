@@ -1,0 +1,193 @@
+"""Partner calls and CPU per item at sustained load, with unlimited emulators.
+
+API queue: Contacts created in the org in bulk (its trigger sends 200 changes a call) go to
+the gateway and are written back. Webhooks: payments created from the CRM are moved to
+paid_out at the gateway, which posts their events in signed batches. CPU is summed over
+every Paybridge process (gunicorn master and workers, RQ workers, clock) and compared with a
+bare RQ no-op job measured in the same run. Webhook delivery is held while the API queue
+is measured, so each figure counts only its own work.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.supervisor import PY, Proc
+from bench import noop
+from bench.procstats import CpuMeter, cpu_seconds, pid_of
+from bench.report import Figure
+from bench.stack import Stack, wait_until
+from bench.workload import (
+    create_contacts,
+    create_payments,
+    crm_mandate,
+    drain_events,
+    drain_queue,
+    gateway_ids,
+    gateway_requests,
+    sf_usage,
+)
+
+SF_TARGET = 10.0  # Salesforce API calls per 1,000 records (the floor is 5: 200 per call)
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    records: int
+    payments: int
+    noop_jobs: int
+    workers: int = 2
+
+
+def noop_job_cpu_ms(stack: Stack, jobs: int) -> float:
+    """CPU-ms one bare RQ no-op job costs its SimpleWorker."""
+    proc = Proc("noop-worker", [PY, "-m", "bench.noop"])
+    stack._start([proc])
+    try:
+        conn = stack.rt.redis
+        wait_until(lambda: stack.live_workers() >= 1, 60, "the no-op worker")
+        time.sleep(0.5)  # let start-up finish before counting
+        before = cpu_seconds(pid_of(proc))
+        noop.enqueue(conn, jobs)
+        wait_until(lambda: noop.pending(conn) == 0, 300, "the no-op jobs", 0.02)
+        return (cpu_seconds(pid_of(proc)) - before) * 1000 / jobs
+    finally:
+        stack.stop([proc])
+
+
+def _phase(stack: Stack, procs: list[Proc]) -> tuple[CpuMeter, dict[str, Any], dict[str, int]]:
+    meter = CpuMeter(procs)
+    meter.start()
+    return meter, sf_usage(stack), gateway_requests(stack)
+
+
+def _usage_delta(stack: Stack, sf0: dict[str, Any], gw0: dict[str, int]) -> dict[str, Any]:
+    sf1, gw1 = sf_usage(stack), gateway_requests(stack)
+    calls = {k: v - sf0["calls"].get(k, 0) for k, v in sf1["calls"].items()
+             if v - sf0["calls"].get(k, 0)}
+    gateway = {k: v - gw0.get(k, 0) for k, v in gw1.items() if v - gw0.get(k, 0)}
+    return {"sf_calls": sf1["used"] - sf0["used"], "sf_calls_by_kind": calls,
+            "sf_records_written": sf1["records_written"] - sf0["records_written"],
+            "gateway_calls": sum(gateway.values()), "gateway_calls_by_route": gateway}
+
+
+def _history_rows(stack: Stack) -> int:
+    return stack.count("SELECT count(*) FROM status_history WHERE source = 'webhook' "
+                       "AND event_id IS NOT NULL")
+
+
+def api_queue(stack: Stack, params: LoadParams) -> dict[str, Any]:
+    stack.reset()
+    stack.gw_sim("POST", "/webhooks/faults", json={"pause": True})
+    procs = [stack.start_web(), stack.start_clock(), *stack.start_workers(params.workers)]
+    try:
+        meter, sf0, gw0 = _phase(stack, procs)
+        started = time.monotonic()
+        create_contacts(stack, params.records, prefix="T")
+        drain_queue(stack, timeout=600)
+        elapsed = time.monotonic() - started
+        cpu = meter.stop()
+        usage = _usage_delta(stack, sf0, gw0)
+    finally:
+        stack.stop(procs)
+        stack.gw_sim("POST", "/webhooks/faults", json={"pause": False})
+    failed = stack.count("SELECT count(*) FROM api_queue_items")
+    return {"records": params.records, "elapsed_s": elapsed, "cpu_s": cpu,
+            "rows_left": failed, **usage}
+
+
+def webhooks(stack: Stack, params: LoadParams, mode: str) -> dict[str, Any]:
+    """Payments created from the CRM, then moved to paid_out; events applied in ``mode``."""
+    stack.reset()
+    env = {"WEBHOOK_MODE": mode}
+    procs = [stack.start_web(env), stack.start_clock(env),
+             *stack.start_workers(params.workers, env)]
+    try:
+        _, mandate_crm_id = crm_mandate(stack)
+        crm_ids = create_payments(stack, mandate_crm_id, params.payments)
+        drain_queue(stack, timeout=600)
+        drain_events(stack, timeout=600)  # the payments' "created" events
+        payments = gateway_ids(stack, "Payment__c", crm_ids)
+        applied_before = _history_rows(stack)
+        meter, sf0, gw0 = _phase(stack, procs)
+        started = time.monotonic()
+        stack.gw_sim("POST", "/advance", json={"resource_type": "payments", "ids": payments,
+                                                "to": "paid_out"})
+        drain_events(stack, timeout=600)
+        elapsed = time.monotonic() - started
+        cpu = meter.stop()
+        usage = _usage_delta(stack, sf0, gw0)
+        applied = _history_rows(stack) - applied_before
+    finally:
+        stack.stop(procs)
+    failed = stack.count("SELECT count(*) FROM webhook_events WHERE status = 'failed'")
+    return {"mode": mode, "payments": len(payments), "events": applied, "elapsed_s": elapsed,
+            "cpu_s": cpu, "failed_events": failed, **usage}
+
+
+def _cpu_ms(result: dict[str, Any], unit: int, only: str = "") -> float:
+    return sum(v for k, v in result["cpu_s"].items() if k.startswith(only)) * 1000 / max(1, unit)
+
+
+def run(stack: Stack, params: LoadParams, modes: tuple[str, ...]) -> list[Figure]:
+    ceiling = noop_job_cpu_ms(stack, params.noop_jobs)
+    api = api_queue(stack, params)
+    n = api["records"]
+    per_1000 = api["sf_calls"] * 1000 / n
+    figures = [
+        Figure("ceiling.rq_noop_cpu_ms", "bare RQ no-op job (SimpleWorker)", ceiling, "ms CPU",
+               ceiling_label="measured in this run", detail={"jobs": params.noop_jobs}),
+        Figure("api.sf_calls_per_1000", "Salesforce calls per 1,000 records, API queue",
+               per_1000, "calls", ceiling=5.0, ceiling_label="floor (200 records per call)",
+               target="<= 10", passed=per_1000 <= SF_TARGET, detail=api),
+        Figure("api.gateway_calls_per_change", "gateway calls per queued change (inserts)",
+               api["gateway_calls"] / n, "calls", ceiling=1.0,
+               ceiling_label="one call per change", target="<= 1",
+               passed=api["gateway_calls"] <= n),
+        Figure("api.cpu_ms_per_record", "CPU per record, API queue (all processes)",
+               _cpu_ms(api, n), "ms", ceiling=ceiling, ceiling_label="bare RQ job",
+               target="< 1 RQ job", passed=_cpu_ms(api, n) < ceiling),
+        Figure("api.worker_cpu_ms_per_record", "  of which RQ workers",
+               _cpu_ms(api, n, "worker"), "ms", ceiling=ceiling, ceiling_label="bare RQ job"),
+        Figure("api.records_per_s", "API queue throughput, unlimited emulators",
+               n / api["elapsed_s"], "records/s",
+               ceiling_label=f"{params.workers} workers, 2 cores shared with emulators"),
+    ]
+    for mode in modes:
+        hooks = webhooks(stack, params, mode)
+        events = max(1, hooks["events"])
+        per_1000 = hooks["sf_calls"] * 1000 / events
+        figures += [
+            Figure(f"webhooks.{mode}.sf_calls_per_1000",
+                   f"Salesforce calls per 1,000 events, WEBHOOK_MODE={mode}", per_1000,
+                   "calls", ceiling=5.0, ceiling_label="floor (200 records per call)",
+                   target="<= 10", passed=per_1000 <= SF_TARGET, detail=hooks),
+            Figure(f"webhooks.{mode}.cpu_ms_per_event",
+                   f"CPU per event applied, WEBHOOK_MODE={mode}", _cpu_ms(hooks, events), "ms",
+                   ceiling=ceiling, ceiling_label="bare RQ job", target="< 1 RQ job",
+                   passed=_cpu_ms(hooks, events) < ceiling),
+            Figure(f"webhooks.{mode}.events_per_s",
+                   f"events applied per second, WEBHOOK_MODE={mode}",
+                   hooks["events"] / hooks["elapsed_s"], "events/s"),
+        ]
+    return figures
+
+
+def profile_worker(stack: Stack, records: int, out: str) -> str:
+    """A burst worker under pyinstrument, draining ``records`` Contacts: where time goes."""
+    stack.reset()
+    stack.gw_sim("POST", "/webhooks/faults", json={"pause": True})
+    web = stack.start_web()
+    try:
+        create_contacts(stack, records, prefix="P")
+        drain = stack.count("SELECT count(*) FROM api_queue_items")
+        subprocess.run([PY, "-m", "pyinstrument", "-r", "text", "-o", out, "-m", "app.cli",
+                        "worker", "--burst"], env=stack.env, check=True, cwd=stack.home,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    finally:
+        stack.stop([web])
+        stack.gw_sim("POST", "/webhooks/faults", json={"pause": False})
+    return f"{drain} rows"

@@ -1,0 +1,69 @@
+"""The shared gateway limiter: many callers together stay under the gateway's allowance."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from app.clients.errors import PausedError
+from app.clients.gateway import GatewayClient
+from app.ratelimit import RateLimiter
+from app.runtime import Runtime
+from sim.gateway import GatewayConfig, create_app
+
+LIMIT, WINDOW = 40, 1.0  # a "minute" of 40 requests, one second long
+
+
+@pytest.fixture
+def limited_gateway() -> Iterator[str]:
+    app = create_app(GatewayConfig(port=0, webhook_url="", rate_limit=LIMIT,
+                                   rate_window=WINDOW))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_four_callers_share_one_allowance_without_a_single_429(
+        rt: Runtime, limited_gateway: str) -> None:
+    results: list[dict[str, int]] = []
+    deadline = time.monotonic() + 3.0
+
+    def caller() -> None:
+        # Each caller has its own client (like a worker process); only Redis is shared.
+        limiter = RateLimiter(rt.redis, "gateway-test", LIMIT, WINDOW, max_wait=2.0)
+        client = GatewayClient(limited_gateway, "sandbox-token", limiter=limiter)
+        while time.monotonic() < deadline:
+            client._request("GET", "/customers")
+        results.append(client.calls)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    total: dict[str, int] = {}
+    for calls in results:
+        for outcome, n in calls.items():
+            total[outcome] = total.get(outcome, 0) + n
+    assert total.get("429", 0) == 0, total
+    # The allowance is used, not wasted: at least 80% of what the windows allowed.
+    assert total["200"] >= 0.8 * LIMIT * elapsed / WINDOW, (total, elapsed)
+
+
+def test_a_429_blocks_every_caller_until_retry_after(rt: Runtime) -> None:
+    limiter = RateLimiter(rt.redis, "gateway-block", 1000, 60.0, max_wait=0.2)
+    limiter.acquire()
+    limiter.block(1.0)
+    with pytest.raises(PausedError) as exc:
+        RateLimiter(rt.redis, "gateway-block", 1000, 60.0, max_wait=0.2).acquire()
+    assert 0.5 < exc.value.retry_after <= 1.0
+    time.sleep(1.05)
+    assert limiter.acquire() < 0.2

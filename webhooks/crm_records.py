@@ -1,0 +1,103 @@
+"""Creating CRM records for gateway resources the CRM does not have yet.
+
+A payment created by a gateway-side subscription, or a mandate set up on a hosted page,
+arrives first as an event. Its CRM record is created once, linked to its parent records
+(created the same way when they are missing too), with only non-sensitive fields.
+Exactly once: before creating, the CRM is asked whether a record with that gateway id
+already exists (a previous attempt may have created it and then failed to say so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.clients.errors import TransientError
+from app.clients.gateway import GatewayClient
+from app.clients.salesforce import SalesforceClient
+from app.db import Database
+from app.mapping import (
+    GATEWAY_ID_FIELD,
+    OBJECTS,
+    ObjectMap,
+    pence_to_pounds,
+    pounds_to_pence,
+    writeback_fields,
+)
+from app.records import refs
+from app.records import service as records
+from webhooks import service
+
+INVERSE = {pounds_to_pence: pence_to_pounds}
+MAX_DEPTH = 4  # payment -> mandate -> bank account -> customer
+
+
+def _path(resource: dict[str, Any], dotted: str) -> Any:
+    value: Any = resource
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
+                   labels: dict[str, str]) -> dict[str, Any]:
+    """Plain (non-link, non-sensitive) fields back in CRM units, plus the write-back ones."""
+    fields: dict[str, Any] = {}
+    for fm in obj.fields:
+        if fm.link or fm.sensitive:
+            continue
+        value = _path(resource, fm.gateway)
+        if value is not None:
+            inverse = INVERSE.get(fm.to_gateway) if fm.to_gateway else None
+            fields[fm.crm] = inverse(value) if inverse else value
+    fields.update(writeback_fields(obj, resource, labels))
+    return fields
+
+
+def ensure_crm_record(db: Database, gateway: GatewayClient, crm: SalesforceClient,
+                      obj_name: str, gateway_id: str, labels: dict[str, str], owner: str,
+                      lease_seconds: float, depth: int = 0) -> str:
+    """The CRM id of the record for this gateway resource, creating it (and parents) if new.
+
+    The caller holds the resource's lease; a parent is leased here while it is created, so
+    two jobs needing the same new parent never create it twice (the loser retries).
+    """
+    with db.transaction() as session:
+        link = records.find_link(session, obj_name, gateway_id=gateway_id)
+        if link and link.crm_id:
+            return link.crm_id
+    if depth == 0:
+        return _create(db, gateway, crm, obj_name, gateway_id, labels, owner, lease_seconds,
+                       depth)
+    if not service.acquire_resource(db, obj_name, gateway_id, owner, lease_seconds):
+        raise TransientError(f"{obj_name} {gateway_id} is being created by another job")
+    try:
+        return _create(db, gateway, crm, obj_name, gateway_id, labels, owner, lease_seconds,
+                       depth)
+    finally:
+        service.release_resource(db, obj_name, gateway_id, owner)
+
+
+def _create(db: Database, gateway: GatewayClient, crm: SalesforceClient, obj_name: str,
+            gateway_id: str, labels: dict[str, str], owner: str, lease_seconds: float,
+            depth: int) -> str:
+    with db.transaction() as session:
+        link = records.find_link(session, obj_name, gateway_id=gateway_id)
+        if link and link.crm_id:  # created while we waited for the lease
+            return link.crm_id
+    obj = OBJECTS[obj_name]
+    resource = gateway.get(obj.resource, gateway_id)
+    crm_id = (resource.get("metadata") or {}).get("crm_id") or crm.find_id(
+        obj.sobject, GATEWAY_ID_FIELD, gateway_id)
+    if not crm_id:
+        fields = crm_fields_for(obj, resource, labels)
+        for fm in obj.fields:
+            parent_gateway_id = _path(resource, fm.gateway) if fm.link else None
+            if parent_gateway_id and depth < MAX_DEPTH and fm.link:
+                fields[fm.crm] = ensure_crm_record(db, gateway, crm, fm.link,
+                                                   str(parent_gateway_id), labels, owner,
+                                                   lease_seconds, depth + 1)
+        crm_id = crm.create(obj.sobject, fields)
+    with db.transaction() as session:
+        records.upsert_link(session, obj_name, crm_id=str(crm_id), gateway_id=gateway_id)
+        refs.note(session, obj_name, resource)
+    return str(crm_id)

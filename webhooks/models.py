@@ -1,0 +1,64 @@
+"""The Webhook Event row: one gateway event, stored before anything is applied.
+
+Statuses: pending (to apply), parked (it skips a stage: waiting for the missing event),
+stale (older than what was applied: kept visible, never applied), failed (for an admin),
+discarded, applied (only kept when WEBHOOK_KEEP_APPLIED is set; otherwise deleted).
+Stage: new -> applied (status history written) -> the CRM write; like the API Queue, a row
+remembers how far it got so the CRM write is retried alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigId, JSONType, UTCDateTime
+from app.rowqueue import DISCARDED, FAILED, PENDING, WorkRow
+
+PARKED, STALE, APPLIED = "parked", "stale", "applied"
+STATUSES = (PENDING, PARKED, STALE, FAILED, DISCARDED, APPLIED)
+WORKABLE = (PENDING, PARKED)
+STAGE_NEW, STAGE_APPLIED = "new", "applied"
+
+
+class WebhookEvent(WorkRow, Base):
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", name="uq_webhook_events_event_id"),
+        sa.Index("ix_webhook_events_due", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_events_resource", "resource_type", "resource_id", "event_time"),
+        sa.Index("ix_webhook_events_event_time", "event_time"),
+        # The console's lists: newest first within a status (and a resource type).
+        sa.Index("ix_webhook_events_status_id", "status", "id"),
+        sa.Index("ix_webhook_events_status_resource", "status", "resource_type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(sa.String(64))
+    endpoint: Mapped[str] = mapped_column(sa.String(32))
+    delivery_id: Mapped[str] = mapped_column(sa.String(64))
+    resource_type: Mapped[str] = mapped_column(sa.String(48))
+    resource_id: Mapped[str | None] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    stage: Mapped[str] = mapped_column(sa.String(16), default=STAGE_NEW)
+    reason: Mapped[str | None] = mapped_column(sa.Text)  # the classifier's word, for admins
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id, "event_id": self.event_id, "endpoint": self.endpoint,
+            "resource_type": self.resource_type, "resource_id": self.resource_id,
+            "action": self.action, "event_time": self.event_time.isoformat(),
+            "status": self.status, "stage": self.stage, "reason": self.reason,
+            "attempts": self.attempts, "next_attempt_at": self.next_attempt_at.isoformat(),
+            "last_error": self.last_error, "discard_reason": self.discard_reason,
+            "received_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+        }
+        if detail:
+            data.update(payload=self.payload, error_log=self.error_log,
+                        delivery_id=self.delivery_id)
+        return data

@@ -1,0 +1,181 @@
+"""Webhook Event use cases: resource leases, claiming a resource's events, admin actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app import audit, rowqueue
+from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE, enqueue, new_job_ids
+from app.clock import utcnow
+from app.db import Database
+from app.listing import ListFilter, conditions, page_query
+from app.records.models import RecordLink
+from app.runtime import Runtime
+from webhooks.models import FAILED, WORKABLE, WebhookEvent
+
+links = RecordLink.__table__
+events = WebhookEvent.__table__
+AUDIT_TARGET = "webhook_event"
+
+
+def resources_of(db: Database, ids: Sequence[int]) -> list[tuple[str, str | None]]:
+    """The distinct (resource_type, resource_id) of the given events still to work on."""
+    with db.transaction() as session:
+        rows = session.execute(sa.select(events.c.resource_type, events.c.resource_id)
+                               .where(events.c.id.in_(list(ids)),
+                                      events.c.status.in_(WORKABLE)).distinct())
+        return [(r[0], r[1]) for r in rows]
+
+
+def acquire_resource(db: Database, obj: str, gateway_id: str, owner: str,
+                     lease_seconds: float) -> bool:
+    """Lease one resource (its link row, created if new). False when another job holds it."""
+    now = utcnow()
+    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+    with db.transaction() as session:
+        session.execute(insert(links).values(object=obj, gateway_id=gateway_id, updated_at=now)
+                        .on_conflict_do_nothing(index_elements=["object", "gateway_id"]))
+        got = session.execute(
+            sa.update(links).where(
+                links.c.object == obj, links.c.gateway_id == gateway_id,
+                sa.or_(links.c.lease_until.is_(None), links.c.lease_until < now,
+                       links.c.lease_owner == owner))
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(links.c.id)).first()
+    return got is not None
+
+
+def release_resource(db: Database, obj: str, gateway_id: str, owner: str) -> None:
+    with db.transaction() as session:
+        session.execute(sa.update(links).where(
+            links.c.object == obj, links.c.gateway_id == gateway_id,
+            links.c.lease_owner == owner).values(lease_owner=None, lease_until=None))
+
+
+def retry_soon(db: Database, ids: Sequence[int], resources: Sequence[tuple[str, str]],
+               seconds: float = 1.0) -> None:
+    """Those resources are busy in another job: the dispatcher hands these out again shortly
+    (the other job may already have passed them)."""
+    with db.transaction() as session:
+        session.execute(sa.update(events).where(
+            events.c.id.in_(list(ids)), events.c.status == "pending",
+            sa.tuple_(events.c.resource_type, events.c.resource_id).in_(list(resources)),
+            events.c.lease_owner.is_(None))
+            .values(next_attempt_at=utcnow() + timedelta(seconds=seconds), dispatched_at=None,
+                    job_id=None))
+
+
+def lease_resource_events(session: Session, resource_type: str, resource_id: str | None,
+                          owner: str, lease_seconds: float) -> list[WebhookEvent]:
+    """Every workable event of the resource, oldest first: parked ones too, whatever their
+    next look, because an event applied now may be exactly what they wait for."""
+    now = utcnow()
+    session.execute(sa.update(events).where(
+        events.c.resource_type == resource_type, events.c.resource_id == resource_id,
+        events.c.status.in_(WORKABLE),
+        sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now,
+               events.c.lease_owner == owner))
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
+    return list(session.scalars(
+        sa.select(WebhookEvent).where(WebhookEvent.resource_type == resource_type,
+                                      WebhookEvent.resource_id == resource_id,
+                                      WebhookEvent.lease_owner == owner)
+        .order_by(WebhookEvent.event_time, WebhookEvent.event_id)))
+
+
+def find_dispatchable(db: Database, *, limit: int, redispatch_after: float) -> list[Any]:
+    now = utcnow()
+    cond = sa.and_(events.c.status.in_(WORKABLE), events.c.next_attempt_at <= now,
+                   sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now),
+                   rowqueue.dispatchable(WebhookEvent, now, redispatch_after))
+    with db.transaction() as session:
+        return list(session.execute(
+            sa.select(events.c.id, events.c.job_id, events.c.dispatched_at,
+                      events.c.lease_owner).where(cond).order_by(events.c.event_time)
+            .limit(limit)).all())
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+def list_events(db: Database, *, status: str | None = None, resource_type: str | None = None,
+                resource_id: str | None = None, error: str | None = None,
+                since: datetime | None = None, until: datetime | None = None, limit: int = 50,
+                before_id: int | None = None) -> list[WebhookEvent]:
+    """Newest first, keyset-paged (``before_id``), filtered as the console's lists are."""
+    flt = ListFilter(status=status, kind=resource_type, record=resource_id, error=error,
+                     since=since, until=until)
+    query = page_query(WebhookEvent, event_conditions(flt), limit=limit, before_id=before_id)
+    with db.transaction() as session:
+        return list(session.scalars(query))
+
+
+def event_conditions(flt: ListFilter) -> list[Any]:
+    return conditions(WebhookEvent, flt, kind=WebhookEvent.resource_type,
+                      record=WebhookEvent.resource_id)
+
+
+def get_event(db: Database, row_id: int) -> WebhookEvent | None:
+    with db.transaction() as session:
+        return session.get(WebhookEvent, row_id)
+
+
+def reprocess(rt: Runtime, *, ids: Sequence[int] | None = None,
+              resource_type: str | None = None, actor: str = "admin") -> list[int]:
+    """Failed events become pending and due now; never blocked by the duplicate-id rule,
+    because the stored row itself is what is reprocessed."""
+    query = sa.select(WebhookEvent).where(WebhookEvent.status == FAILED)
+    if ids is not None:
+        query = query.where(WebhookEvent.id.in_(list(ids)))
+    if resource_type:
+        query = query.where(WebhookEvent.resource_type == resource_type)
+    with rt.db.transaction() as session:
+        done = rowqueue.reprocess(session, query, actor)
+        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": "pending"})
+    if done:
+        job_id = new_job_ids(1, 1)[0]
+        rowqueue.mark_dispatched(rt.db, WebhookEvent, {job_id: done})
+        enqueue(rt.redis, WEBHOOK_QUEUE, PROCESS_WEBHOOK_EVENTS, {job_id: done},
+                timeout=rt.settings.job_timeout)
+    return done
+
+
+def discard(db: Database, row_id: int, reason: str, actor: str = "admin") -> WebhookEvent | None:
+    with db.transaction() as session:
+        row = session.get(WebhookEvent, row_id, with_for_update=True)
+        if row is not None:
+            before = row.status
+            rowqueue.discard(row, reason, actor)
+            audit.record(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
+                         target_id=row.id, before={"status": before},
+                         after={"status": row.status}, note=reason)
+        return row
+
+
+def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
+    """Discard those of ``ids`` that are Failed, in one transaction (bulk operations)."""
+    with db.transaction() as session:
+        rows = list(session.scalars(sa.select(WebhookEvent).where(
+            WebhookEvent.id.in_(list(ids)), WebhookEvent.status == FAILED).with_for_update()))
+        for row in rows:
+            rowqueue.discard(row, reason, actor)
+        done = [row.id for row in rows]
+        audit.record_many(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": "discarded"}, note=reason)
+        return done
+
+
+def counts_by_status(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        rows = session.execute(sa.select(events.c.status, sa.func.count())
+                               .group_by(events.c.status))
+        return {status: count for status, count in rows}

@@ -1,0 +1,15 @@
+"""Job entry points of the operations console: ids in, one service call each."""
+
+from __future__ import annotations
+
+from app.console import bulk
+from app.logs import log_context
+from workers.context import runtime
+
+
+def run_bulk_operations(ids: list[int]) -> dict[str, int]:
+    rt = runtime()
+    for op_id in ids:
+        with log_context(bulk_operation=op_id):
+            bulk.run(rt, op_id)
+    return {"operations": len(ids)}
