@@ -54,6 +54,7 @@ class RateLimiter:
 
     def set_rate(self, limit: float, window: float) -> None:
         """A new allowance (e.g. the partner reported a different allocation)."""
+        self.limit, self.window = limit, window
         self.interval = window / (max(limit, 1.0) * self.headroom)
         self.tolerance = self.interval * (max(self.burst, 1) - 1)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Flask, current_app, jsonify
+from werkzeug.routing import IntegerConverter
 
 from app.api import Api, register_error_handlers
 from app.config import Settings
 from app.console import DOCS_ASSETS, init_console
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.schemas import MAX_ID
 
 
 def _health(app: Flask) -> None:
@@ -37,10 +41,19 @@ def _health(app: Flask) -> None:
             200 if ready else 503)
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: at most a BIGINT, so a huge number is a 404, not a 5xx."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     configure_logging("web", settings.log_format, settings.log_level)
     app = Flask("paybridge")
+    app.url_map.converters["int"] = RowIdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, idle, intake, latency, memory, ratelimit, throughput
+from bench import backlog, idle, intake, latency, memory, profiles, ratelimit, throughput
 from bench.database import reset_database
 from bench.report import Figure, machine, table, write_json
 from bench.stack import Stack
@@ -66,8 +66,8 @@ SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", 
 
 
 def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
-              only: tuple[str, ...] = SCENARIOS, fresh_database: bool = True
-              ) -> tuple[list[Figure], dict[str, Any]]:
+              only: tuple[str, ...] = SCENARIOS, fresh_database: bool = True,
+              profile: bool = False) -> tuple[list[Figure], dict[str, Any]]:
     """Run the scenarios; returns the figures and the run's metadata."""
     sizes = QUICK if quick else FULL
     if fresh_database:
@@ -94,6 +94,10 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
             print(f"bench: {name}...", file=sys.stderr, flush=True)
             figures += steps[name]()
             meta["durations_s"][name] = round(time.monotonic() - started, 1)
+        if profile:
+            print("bench: profiles...", file=sys.stderr, flush=True)
+            meta["profiles"] = {"worker": profiles.worker(stack, sizes.load.records),
+                                "intake": profiles.intake(stack, sizes.intake.batches // 4)}
     finally:
         stack.close()
     meta["machine_after"] = machine()
@@ -108,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS),
                         help="run only these scenarios")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the worker and webhook intake (pyinstrument); "
+                             "the profiles go into the JSON results")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="paybridge-bench-") as home:
         figures, meta = run_suite(args.database_url, args.redis_url, quick=args.quick,
-                                  home=Path(home), only=tuple(args.only))
+                                  home=Path(home), only=tuple(args.only),
+                                  profile=args.profile)
     print(table(figures))
     load = meta["machine_before"]["load"]
     print(f"\nmachine: {meta['machine_before']['cpus']} cores, load {load[0]} before, "

@@ -10,7 +10,6 @@ is measured, so each figure counts only its own work.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +93,9 @@ def api_queue(stack: Stack, params: LoadParams) -> dict[str, Any]:
     finally:
         stack.stop(procs)
         stack.gw_sim("POST", "/webhooks/faults", json={"pause": False})
-    failed = stack.count("SELECT count(*) FROM api_queue_items")
+    left = stack.count("SELECT count(*) FROM api_queue_items")  # failed or still waiting
     return {"records": params.records, "elapsed_s": elapsed, "cpu_s": cpu,
-            "rows_left": failed, **usage}
+            "rows_left": left, **usage}
 
 
 def webhooks(stack: Stack, params: LoadParams, mode: str) -> dict[str, Any]:
@@ -175,19 +174,3 @@ def run(stack: Stack, params: LoadParams, modes: tuple[str, ...]) -> list[Figure
         ]
     return figures
 
-
-def profile_worker(stack: Stack, records: int, out: str) -> str:
-    """A burst worker under pyinstrument, draining ``records`` Contacts: where time goes."""
-    stack.reset()
-    stack.gw_sim("POST", "/webhooks/faults", json={"pause": True})
-    web = stack.start_web()
-    try:
-        create_contacts(stack, records, prefix="P")
-        drain = stack.count("SELECT count(*) FROM api_queue_items")
-        subprocess.run([PY, "-m", "pyinstrument", "-r", "text", "-o", out, "-m", "app.cli",
-                        "worker", "--burst"], env=stack.env, check=True, cwd=stack.home,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-    finally:
-        stack.stop([web])
-        stack.gw_sim("POST", "/webhooks/faults", json={"pause": False})
-    return f"{drain} rows"

@@ -33,7 +33,7 @@ def drain_queue(stack: Stack, timeout: float) -> None:
 def drain_events(stack: Stack, timeout: float) -> None:
     def drained() -> bool:
         hooks = stack.gw_sim("GET", "/stats")["webhooks"]
-        idle = not (hooks["pending_events"] or hooks["retrying"] or hooks["in_flight"])
+        idle = not (hooks["pending_events"] or hooks["retrying"] or hooks["in_flight"] > 0)
         return idle and stack.events_left() == 0
 
     wait_until(drained, timeout, "every webhook event to be applied", 0.05)

@@ -34,6 +34,9 @@ class QueueItem(WorkRow, Base):
         # The console's lists: newest first within a status (and an object), keyset-paged.
         sa.Index("ix_api_queue_items_status_id", "status", "id"),
         sa.Index("ix_api_queue_items_status_object", "status", "object", "id"),
+        # Ids are never reused once rows are deleted: archive entries and log lines keep
+        # naming one row each (SQLite would otherwise hand out a deleted row's id again).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

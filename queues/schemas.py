@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.mapping import OBJECTS, QUEUEABLE_OBJECTS, MappingError, to_gateway
+from app.schemas import ROW_ID
 from queues.models import OPERATIONS, STATUSES
 
 CRM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -78,7 +79,7 @@ class ItemQuerySchema(Schema):
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC,
                                  metadata={"description": "created before"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before_id = fields.Integer(load_default=None, validate=ROW_ID)
 
 
 class ItemSchema(Schema):
@@ -111,7 +112,7 @@ class ItemListSchema(Schema):
 
 
 class ReprocessSchema(Schema):
-    ids = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=None,
+    ids = fields.List(fields.Integer(validate=ROW_ID), load_default=None,
                       validate=validate.Length(max=10000))
     object = fields.String(load_default=None, validate=validate.OneOf(QUEUEABLE_OBJECTS))
 

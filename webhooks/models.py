@@ -34,6 +34,9 @@ class WebhookEvent(WorkRow, Base):
         # The console's lists: newest first within a status (and a resource type).
         sa.Index("ix_webhook_events_status_id", "status", "id"),
         sa.Index("ix_webhook_events_status_resource", "status", "resource_type", "id"),
+        # Ids are never reused once rows are deleted: archive entries and log lines keep
+        # naming one row each (SQLite would otherwise hand out a deleted row's id again).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

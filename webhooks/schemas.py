@@ -6,6 +6,7 @@ from datetime import UTC
 
 from marshmallow import Schema, fields, validate
 
+from app.schemas import ROW_ID
 from webhooks.models import STATUSES
 
 MAX_EVENTS = 1000
@@ -45,7 +46,7 @@ class EventQuerySchema(Schema):
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC,
                                  metadata={"description": "received before"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before_id = fields.Integer(load_default=None, validate=ROW_ID)
 
 
 class EventRowSchema(Schema):
@@ -79,7 +80,6 @@ class EventListSchema(Schema):
 
 
 class EventReprocessSchema(Schema):
-    ids = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=None,
+    ids = fields.List(fields.Integer(validate=ROW_ID), load_default=None,
                       validate=validate.Length(max=10000))
     resource_type = fields.String(load_default=None, validate=validate.Length(max=48))
-    status = fields.String(load_default="failed", validate=validate.OneOf(("failed", "stale")))

@@ -52,7 +52,10 @@ def tick(rt: Runtime) -> int:
     if _every("console", rt.settings.alert_interval):
         upkeep(rt)
     with contextlib.suppress(redis.RedisError):
-        rt.redis.set(HEARTBEAT_KEY, str(time.time()), ex=60)
+        # Outlives the beat even in scheduled mode, so "clock alive" does not flap.
+        beat = max(rt.settings.dispatch_interval, rt.settings.schedule_interval
+                   if rt.settings.api_queue_mode == "scheduled" else 0)
+        rt.redis.set(HEARTBEAT_KEY, str(time.time()), ex=int(max(60, 3 * beat)))
     return dispatched
 
 

@@ -114,9 +114,13 @@ class GatewayClient:
             self.telemetry.partner_call("gateway", outcome)
 
     def _respect_limits(self, response: requests.Response) -> None:
-        """Tell every worker to hold off when the gateway says the window is spent."""
+        """Tell every worker to hold off when the gateway says the window is spent, and pace
+        to the gateway's own ``RateLimit-Limit`` when it is lower than configured."""
         if self.limiter is None:
             return
+        reported = response.headers.get("RateLimit-Limit", "")
+        if reported.isdigit() and 0 < int(reported) < self.limiter.limit:
+            self.limiter.set_rate(int(reported), self.limiter.window)
         exhausted = response.headers.get("RateLimit-Remaining") == "0"
         if response.status_code == 429 or exhausted:
             wait = _retry_after(response) if response.status_code == 429 else _reset_in(response)

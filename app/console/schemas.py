@@ -8,6 +8,7 @@ from datetime import UTC
 from marshmallow import Schema, fields, validate
 
 from app.auth import ROLES
+from app.schemas import ROW_ID
 
 
 class QueueStatsSchema(Schema):
@@ -74,7 +75,7 @@ class AuditQuerySchema(Schema):
     since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before_id = fields.Integer(load_default=None, validate=ROW_ID)
 
 
 class AuditEntrySchema(Schema):

@@ -69,7 +69,8 @@ def upgrade() -> None:
     sa.Column('discard_reason', sa.Text(), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_queue_items'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_queue_items')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('api_queue_items', schema=None) as batch_op:
         batch_op.create_index('ix_api_queue_items_created', ['created_at'], unique=False)
@@ -136,7 +137,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events')),
-    sa.UniqueConstraint('event_id', name='uq_webhook_events_event_id')
+    sa.UniqueConstraint('event_id', name='uq_webhook_events_event_id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_events_due', ['status', 'next_attempt_at'], unique=False)

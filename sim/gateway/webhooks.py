@@ -251,8 +251,9 @@ class WebhookDispatcher:
                 secret = self.secret + "-wrong" if wrong_key else self.secret
             status, error = self._send(session, url, delivery.body, sign(delivery.body, secret))
             with self._cond:
-                self._in_flight -= 1
+                # A reset while this attempt was in flight already counted it out.
                 if generation == self._generation:
+                    self._in_flight -= 1
                     self._record(delivery, Attempt(_now_text(), status, error, wrong_key))
                 self._cond.notify_all()
 

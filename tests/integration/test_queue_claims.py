@@ -100,3 +100,15 @@ def test_reprocess_gives_a_fresh_set_of_retries(rt: Runtime) -> None:
     row = service.get_item(rt.db, item.id)
     assert (row.status, row.attempts) == ("pending", 0)
     assert row.error_log[-1]["outcome"] == "reprocess"
+
+
+def test_ids_are_never_reused_after_rows_finish(rt: Runtime) -> None:
+    (first,) = service.accept_changes(rt.db, changes("003I", "insert"))
+    assert service.claim(rt.db, [first.id], "w", 30) == [first.id]
+    with rt.db.transaction() as session:
+        assert service.complete(session, [first.id], "w") == 1  # table now empty, row archived
+    (second,) = service.accept_changes(rt.db, changes("003J", "insert"))
+    assert second.id > first.id
+    assert service.claim(rt.db, [second.id], "w", 30) == [second.id]
+    with rt.db.transaction() as session:
+        assert service.complete(session, [second.id], "w") == 1  # no clash in the archive

@@ -67,3 +67,12 @@ def test_a_429_blocks_every_caller_until_retry_after(rt: Runtime) -> None:
     assert 0.5 < exc.value.retry_after <= 1.0
     time.sleep(1.05)
     assert limiter.acquire() < 0.2
+
+
+def test_the_gateways_own_lower_limit_wins(rt: Runtime, limited_gateway: str) -> None:
+    # Configured for 1,000 a second; the gateway says 40 per window: pace to 40.
+    limiter = RateLimiter(rt.redis, "gateway-lower", 1000, WINDOW, max_wait=2.0)
+    client = GatewayClient(limited_gateway, "sandbox-token", limiter=limiter)
+    client._request("GET", "/customers")
+    assert limiter.limit == LIMIT
+    assert limiter.interval == pytest.approx(WINDOW / (LIMIT * limiter.headroom))

@@ -1,8 +1,13 @@
-"""The gateway emulator's per-window counts, which the benchmark reads its utilisation from."""
+"""Gateway emulator details the benchmark relies on: per-window rate-limit counts, and an
+accurate "in flight" count of webhook deliveries across a reset."""
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
+
+from werkzeug.serving import make_server
 
 from sim.gateway import GatewayConfig, create_app
 
@@ -29,3 +34,31 @@ def test_each_window_reports_what_it_allowed_and_refused() -> None:
         (3, 2, True), (1, 0, False)]
     assert windows[1]["index"] > windows[0]["index"]
     assert settled[-1]["complete"] is True
+
+
+def test_a_reset_during_a_delivery_leaves_nothing_in_flight() -> None:
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow_receiver(environ: dict, start_response: Any) -> list[bytes]:
+        arrived.set()
+        release.wait(5)
+        start_response("204 No Content", [])
+        return [b""]
+
+    receiver = make_server("127.0.0.1", 0, slow_receiver, threaded=True)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    app = create_app(GatewayConfig(access_token=TOKEN, webhook_secret="s",
+                                   webhook_url=f"http://127.0.0.1:{receiver.server_port}/"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        client.post("/customers", headers=headers, json={"customers": {
+            "given_name": "A", "family_name": "B", "email": "a@example.com"}})
+        assert arrived.wait(5), "no delivery was attempted"
+        client.post("/sim/reset")
+        release.set()
+        flushed = client.post("/sim/webhooks/flush?timeout=5").get_json()
+    finally:
+        app.extensions["gateway_sim"].close()
+        receiver.shutdown()
+    assert flushed["flushed"] is True and flushed["in_flight"] == 0

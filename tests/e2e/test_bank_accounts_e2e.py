@@ -1,0 +1,286 @@
+"""Bank accounts end to end over the real processes, and the proof that no details are kept.
+
+Salesforce emulator (Contact, Mandate__c) -> trigger -> Paybridge -> gateway emulator, with
+POST /api/v1/bank-accounts in the middle. STORE_BANK_DETAILS is off (the default) for the
+whole module, so afterwards not one account number may be found anywhere: not in the
+database, Redis (RQ job payloads included), the CRM, or any log file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from app.mapping import OBJECTS
+from tests.e2e.conftest import Stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+# Official Vocalink test cases (they pass the modulus checks) used only by this module.
+HAPPY = ("871427", "46238510")
+LEAK_ACCOUNTS = [("134020", "63849203"), ("772798", "99345694"), ("086090", "06774744")]
+DOWN = ("827101", "28748352")
+INVALID = ("203099", "66831036")  # fails the double alternate check
+USED = [HAPPY, *LEAK_ACCOUNTS, DOWN, INVALID]
+
+
+def new_contact(stack: Stack, name: str) -> tuple[str, str]:
+    """A Contact created by a CRM user; returns (CRM id, gateway id) once it has synced."""
+    made = stack.sf_call("POST", "/sim/records/Contact",
+                         json={"FirstName": "Ada", "LastName": name,
+                               "Email": f"{name.lower()}@example.com"})
+    made.raise_for_status()
+    crm_id = made.json()["id"]
+    gateway_id = wait_until(lambda: record(stack, "Contact", crm_id).get("Gateway_Id__c"), 60,
+                            f"contact {name} to reach the gateway", stack)
+    return crm_id, gateway_id
+
+
+def record(stack: Stack, sobject: str, record_id: str) -> dict[str, Any]:
+    resp = stack.sf_call("GET", f"/sim/records/{sobject}/{record_id}")
+    return resp.json() if resp.status_code == 200 else {}
+
+
+def register(stack: Stack, customer_id: str, sort_code: str, account: str,
+             **extra: Any) -> Any:
+    return stack.api("POST", "/api/v1/bank-accounts", json={
+        "customer_id": customer_id, "account_holder_name": "Ada Payer",
+        "sort_code": sort_code, "account_number": account, **extra})
+
+
+def gateway_bank_accounts(stack: Stack) -> list[dict[str, Any]]:
+    return stack.http.get(f"{stack.gw}/sim/resources/customer_bank_accounts",
+                          timeout=10).json()["customer_bank_accounts"]
+
+
+def queue_empty(stack: Stack) -> bool:
+    return not stack.api("GET", "/api/v1/queue-items?limit=1").json()["items"]
+
+
+def mandate_for(stack: Stack, bank_record_id: str) -> tuple[str, str]:
+    """A Mandate__c created by a CRM user on the bank account; (CRM id, gateway id)."""
+    made = stack.sf_call("POST", "/sim/records/Mandate__c",
+                         json={"Bank_Account__c": bank_record_id})
+    made.raise_for_status()
+    crm_id = made.json()["id"]
+    gateway_id = wait_until(lambda: record(stack, "Mandate__c", crm_id).get("Gateway_Id__c"),
+                            60, "the mandate to reach the gateway", stack)
+    return crm_id, gateway_id
+
+
+def test_bank_account_then_mandate_end_to_end(fresh: Stack) -> None:
+    stack = fresh
+    contact_id, customer_gw = new_contact(stack, "Happy")
+    resp = register(stack, contact_id, f"{HAPPY[0][:2]}-{HAPPY[0][2:4]}-{HAPPY[0][4:]}",
+                    HAPPY[1])
+    assert resp.status_code == 201, resp.text
+    out = resp.json()
+    assert out["customer_gateway_id"] == customer_gw
+    assert out["account_number_ending"] == HAPPY[1][-2:]
+    bank = wait_until(lambda: (r := record(stack, "Bank_Account__c", out["record_id"]))
+                      .get("Gateway_Id__c") and r, 60, "the bank account write-back", stack)
+    assert bank["Gateway_Id__c"] == out["gateway_id"]
+    assert bank["Account_Number_Ending__c"] == HAPPY[1][-2:]
+    assert bank["Contact__c"] == contact_id and bank["Status__c"] == "Active"
+    assert bank["Bank_Name__c"] == out["bank_name"]
+    assert not bank.get("Sort_Code__c") and not bank.get("Account_Number__c")
+
+    _, mandate_gw = mandate_for(stack, out["record_id"])
+    mandate = stack.http.get(f"{stack.gw}/sim/resources/mandates/{mandate_gw}",
+                             timeout=10).json()["mandate"]
+    assert mandate["links"]["customer_bank_account"] == out["gateway_id"]
+    wait_until(lambda: queue_empty(stack), 60, "the queue to drain", stack)
+
+
+def test_gateway_down_answers_503_and_nothing_is_stored(fresh: Stack) -> None:
+    stack = fresh
+    contact_id, _ = new_contact(stack, "Down")
+    stack.http.post(f"{stack.gw}/sim/faults", json={"fail_next": [
+        {"status": 503, "count": 1, "path_prefix": "/customer_bank_accounts"}]},
+        timeout=10).raise_for_status()
+    resp = register(stack, contact_id, *DOWN)
+    assert resp.status_code == 503, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "gateway_unavailable" and "again" in error["message"]
+    assert gateway_bank_accounts(stack) == []
+    with stack.rt.db.transaction() as session:
+        for table in ("api_queue_items", "api_queue_archive", "record_links"):
+            assert session.scalar(sa.text(
+                f"SELECT COUNT(*) FROM {table} WHERE object = 'BankAccount'")) == 0  # noqa: S608
+    placeholder = record(stack, "Bank_Account__c", error["details"]["created_record_id"])
+    assert placeholder["Status__c"] == "Pending" and not placeholder.get("Gateway_Id__c")
+    assert DOWN[1] not in str(placeholder)
+    assert _hits(redis_text(stack.rt.redis), [DOWN[1]]) == []
+    # Trying again, on the record made the first time, goes through.
+    again = register(stack, contact_id, *DOWN, record_id=error["details"]["created_record_id"])
+    assert again.status_code == 201, again.text
+
+
+# --- the leak test ----------------------------------------------------------------------------
+
+def needles() -> dict[str, list[str]]:
+    """What must not be found: every account number (as given and zero-padded), every sort
+    code and account number pair in the usual spellings, and every sort code."""
+    found: dict[str, list[str]] = {"account": [], "pair": [], "sort_code": []}
+    for sort_code, account in USED:
+        dashed = f"{sort_code[:2]}-{sort_code[2:4]}-{sort_code[4:]}"
+        found["account"] += [account, account.zfill(8)]
+        found["pair"] += [f"{sort_code}{account}", f"{sort_code} {account}",
+                          f"{sort_code}/{account}", f"{dashed} {account}"]
+        found["sort_code"] += [sort_code, dashed]
+    return found
+
+
+def database_text(stack: Stack) -> Iterator[tuple[str, str]]:
+    """(where, text) for every column of every row of every table, cast to text by the DB."""
+    engine = stack.rt.db.engine
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)  # one connection: SQLite has a single writer
+        tables = {t: [c["name"] for c in inspector.get_columns(t)]
+                  for t in inspector.get_table_names()}
+        for table, columns in tables.items():
+            selectable = sa.table(table, *(sa.column(c) for c in columns))
+            query = sa.select(*(sa.cast(selectable.c[c], sa.Text) for c in columns))
+            for row in conn.execute(query):
+                for column, value in zip(columns, row, strict=True):
+                    if value is not None:
+                        yield f"{table}.{column}", str(value)
+
+
+def database_files(stack: Stack) -> Iterator[tuple[str, str]]:
+    """SQLite: deleted rows can linger in free pages and the WAL, so read the files too."""
+    engine = stack.rt.db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    path = Path(engine.url.database or "")
+    for part in (path, Path(f"{path}-wal")):
+        if part.exists():
+            yield str(part), part.read_bytes().decode("latin-1")
+
+
+def _unpacked(value: bytes) -> Iterator[bytes]:
+    """A value, and what it holds if it is zlib-compressed and/or pickled (RQ job data)."""
+    yield value
+    try:
+        value = zlib.decompress(value)
+        yield value
+    except zlib.error:
+        pass
+    try:
+        unpickled = pickle.loads(value)  # noqa: S301 - our own test Redis
+    except Exception:  # not a pickle: the raw bytes were searched already
+        return
+    yield repr(unpickled).encode()
+
+
+def redis_text(conn: redis.Redis) -> Iterator[tuple[str, bytes]]:
+    """(key, bytes) for every key and every value of every type in the Redis database."""
+    for key in conn.scan_iter(count=1000):
+        kind = conn.type(key)
+        values: list[bytes] = [key]
+        if kind == b"string":
+            values.append(conn.get(key) or b"")
+        elif kind == b"hash":
+            values += [part for pair in conn.hgetall(key).items() for part in pair]
+        elif kind == b"list":
+            values += conn.lrange(key, 0, -1)
+        elif kind == b"set":
+            values += list(conn.smembers(key))
+        elif kind == b"zset":
+            values += [member for member, _ in conn.zrange(key, 0, -1, withscores=True)]
+        elif kind == b"stream":
+            values += [part for _, fields in conn.xrange(key)
+                       for pair in fields.items() for part in pair]
+        for value in values:
+            for unpacked in _unpacked(value):
+                yield key.decode(errors="replace"), unpacked
+
+
+def crm_text(stack: Stack) -> Iterator[tuple[str, str]]:
+    for obj in OBJECTS.values():
+        resp = stack.sf_call("GET", f"/sim/records/{obj.sobject}?include_deleted=true")
+        for rec in resp.json().get("records", []):
+            yield f"{obj.sobject} {rec.get('Id')}", str(rec)
+    log = stack.sf_call("GET", "/sim/trigger-log?changes=true").json()
+    yield "trigger log", str(log)
+
+
+def log_text(stack: Stack) -> Iterator[tuple[str, str]]:
+    paths = sorted((stack.home / "log").glob("*"))
+    assert paths, "no log files to search"
+    for path in paths:
+        yield path.name, path.read_text(errors="replace")
+
+
+def _hits(source: Iterator[tuple[str, Any]], patterns: list[str]) -> list[str]:
+    # Not inside a longer number, nor a fraction (a timestamp's microseconds).
+    compiled = [re.compile(rf"(?<![\d.]){re.escape(p)}(?!\d)") for p in patterns]
+    hits = []
+    for where, text in source:
+        text = text.decode("latin-1") if isinstance(text, bytes) else text
+        hits += [f"{where}: {p.pattern}" for p in compiled if p.search(text)]
+    return hits
+
+
+def test_no_account_number_is_kept_anywhere(fresh: Stack) -> None:
+    stack = fresh
+    assert stack.rt.settings.store_bank_details is False
+    contacts = [new_contact(stack, f"Leak{n}") for n in range(len(LEAK_ACCOUNTS))]
+    # The first account goes onto a record a CRM Flow made, and its write-back fails twice
+    # (row lock) before it succeeds: error logs get written on the way.
+    flow_record = stack.sf_call("POST", "/sim/records/Bank_Account__c", json={
+        "Contact__c": contacts[0][0]}).json()["id"]
+    stack.sf_call("POST", "/sim/faults", json={"unable_to_lock_row": 2}).raise_for_status()
+    bank_records = []
+    for n, ((contact_id, customer_gw), (sort_code, account)) in enumerate(
+            zip(contacts, LEAK_ACCOUNTS, strict=True)):
+        resp = register(stack, customer_gw if n % 2 else contact_id,
+                        f"{sort_code[:2]} {sort_code[2:4]} {sort_code[4:]}",
+                        f"{account[:4]} {account[4:]}", **({"record_id": flow_record}
+                                                          if n == 0 else {}))
+        assert resp.status_code == 201, resp.text
+        record_id = resp.json()["record_id"]
+        bank_records.append(record_id)
+        wait_until(lambda r=record_id: record(stack, "Bank_Account__c", r).get(
+            "Gateway_Id__c"), 60, "the bank account write-back", stack)
+        # The same details again, on a new record: the gateway's duplicate answer, passed on.
+        dup = register(stack, contact_id, sort_code, account)
+        assert dup.status_code == 409, dup.text
+    invalid = register(stack, contacts[0][0], *INVALID)
+    assert invalid.status_code == 422, invalid.text
+    stack.http.post(f"{stack.gw}/sim/faults", json={"fail_next": [
+        {"status": 503, "count": 1, "path_prefix": "/customer_bank_accounts"}]}, timeout=10)
+    down = register(stack, contacts[0][0], *DOWN)
+    assert down.status_code == 503, down.text
+    # Raw details through the API Queue are refused while the setting is off.
+    queued = stack.api("POST", "/api/v1/queue", json={"changes": [{
+        "object": "BankAccount", "record_id": bank_records[0], "operation": "insert",
+        "fields": {"Sort_Code__c": LEAK_ACCOUNTS[0][0],
+                   "Account_Number__c": LEAK_ACCOUNTS[0][1]}}]})
+    assert queued.status_code == 400
+    for record_id in bank_records:
+        mandate_for(stack, record_id)
+    wait_until(lambda: queue_empty(stack), 60, "the queue to drain", stack)
+    with stack.rt.db.transaction() as session:
+        retried = session.scalar(sa.text(
+            "SELECT MAX(attempts) FROM api_queue_archive WHERE object = 'BankAccount'"))
+    assert retried == 2  # two failed write-backs were logged on the row
+
+    wanted = needles()
+    everything = wanted["account"] + wanted["pair"] + wanted["sort_code"]
+    assert _hits(database_text(stack), everything) == []
+    assert _hits(database_files(stack), wanted["account"] + wanted["pair"]) == []
+    assert _hits(redis_text(stack.rt.redis), everything) == []
+    assert _hits(crm_text(stack), everything) == []
+    assert _hits(log_text(stack), wanted["account"] + wanted["pair"]) == []
+    # The details did reach the gateway (only it may know them): the search is not vacuous.
+    endings = {a["account_number_ending"] for a in gateway_bank_accounts(stack)}
+    assert {account[-2:] for _, account in LEAK_ACCOUNTS} <= endings
