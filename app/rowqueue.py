@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app import audit
 from app.clock import iso, utcnow
 from app.db import Database, JSONType, UTCDateTime
 from app.redaction import redact
@@ -165,3 +166,39 @@ def discard(row: WorkRow, reason: str, actor: str) -> None:
     row.discard_reason = redact(reason)[:2000]
     log_attempt(row, {"stage": "admin", "outcome": "discarded", "error": None, "by": actor})
     requeue(row, utcnow())
+
+
+def discard_one(db: Database, model: type[R], row_id: int, reason: str, actor: str,
+                audit_target: str) -> R | None:
+    """Discard one Failed row, audited. Raises ValueError when it is not Failed."""
+    with db.transaction() as session:
+        row = session.get(model, row_id, with_for_update=True)
+        if row is not None:
+            before = row.status
+            discard(row, reason, actor)
+            audit.record(session, actor=actor, action="discard", target_type=audit_target,
+                         target_id=row.id, before={"status": before},  # type: ignore[attr-defined]
+                         after={"status": row.status}, note=reason)
+        return row
+
+
+def discard_many(db: Database, model: type[WorkRow], ids: Sequence[int], reason: str,
+                 actor: str, audit_target: str) -> list[int]:
+    """Discard those of ``ids`` that are Failed, in one transaction (bulk operations)."""
+    with db.transaction() as session:
+        rows = list(session.scalars(sa.select(model).where(
+            model.id.in_(list(ids)), model.status == FAILED)  # type: ignore[attr-defined]
+            .with_for_update()))
+        for row in rows:
+            discard(row, reason, actor)
+        done = [row.id for row in rows]  # type: ignore[attr-defined]
+        audit.record_many(session, actor=actor, action="discard", target_type=audit_target,
+                          target_ids=done, before={"status": FAILED},
+                          after={"status": DISCARDED}, note=reason)
+        return done
+
+
+def counts_by_status(db: Database, model: type[WorkRow]) -> dict[str, int]:
+    with db.transaction() as session:
+        rows = session.execute(sa.select(model.status, sa.func.count()).group_by(model.status))
+        return {status: count for status, count in rows}

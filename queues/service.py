@@ -272,29 +272,11 @@ def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None
 
 
 def discard(db: Database, item_id: int, reason: str, actor: str = "admin") -> QueueItem | None:
-    with db.transaction() as session:
-        item = session.get(QueueItem, item_id, with_for_update=True)
-        if item is not None:
-            before = item.status
-            rowqueue.discard(item, reason, actor)
-            audit.record(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
-                         target_id=item.id, before={"status": before},
-                         after={"status": item.status}, note=reason)
-        return item
+    return rowqueue.discard_one(db, QueueItem, item_id, reason, actor, AUDIT_TARGET)
 
 
 def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
-    """Discard those of ``ids`` that are Failed, in one transaction (bulk operations)."""
-    with db.transaction() as session:
-        rows = list(session.scalars(sa.select(QueueItem).where(
-            QueueItem.id.in_(list(ids)), QueueItem.status == FAILED).with_for_update()))
-        for row in rows:
-            rowqueue.discard(row, reason, actor)
-        done = [row.id for row in rows]
-        audit.record_many(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
-                          target_ids=done, before={"status": FAILED},
-                          after={"status": "discarded"}, note=reason)
-        return done
+    return rowqueue.discard_many(db, QueueItem, ids, reason, actor, AUDIT_TARGET)
 
 
 def edit(db: Database, item_id: int, fields: dict[str, Any],
@@ -324,6 +306,4 @@ def edit(db: Database, item_id: int, fields: dict[str, Any],
 
 
 def counts_by_status(db: Database) -> dict[str, int]:
-    with db.transaction() as session:
-        rows = session.execute(sa.select(qi.c.status, sa.func.count()).group_by(qi.c.status))
-        return {status: count for status, count in rows}
+    return rowqueue.counts_by_status(db, QueueItem)

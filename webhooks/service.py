@@ -149,33 +149,12 @@ def reprocess(rt: Runtime, *, ids: Sequence[int] | None = None,
 
 
 def discard(db: Database, row_id: int, reason: str, actor: str = "admin") -> WebhookEvent | None:
-    with db.transaction() as session:
-        row = session.get(WebhookEvent, row_id, with_for_update=True)
-        if row is not None:
-            before = row.status
-            rowqueue.discard(row, reason, actor)
-            audit.record(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
-                         target_id=row.id, before={"status": before},
-                         after={"status": row.status}, note=reason)
-        return row
+    return rowqueue.discard_one(db, WebhookEvent, row_id, reason, actor, AUDIT_TARGET)
 
 
 def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
-    """Discard those of ``ids`` that are Failed, in one transaction (bulk operations)."""
-    with db.transaction() as session:
-        rows = list(session.scalars(sa.select(WebhookEvent).where(
-            WebhookEvent.id.in_(list(ids)), WebhookEvent.status == FAILED).with_for_update()))
-        for row in rows:
-            rowqueue.discard(row, reason, actor)
-        done = [row.id for row in rows]
-        audit.record_many(session, actor=actor, action="discard", target_type=AUDIT_TARGET,
-                          target_ids=done, before={"status": FAILED},
-                          after={"status": "discarded"}, note=reason)
-        return done
+    return rowqueue.discard_many(db, WebhookEvent, ids, reason, actor, AUDIT_TARGET)
 
 
 def counts_by_status(db: Database) -> dict[str, int]:
-    with db.transaction() as session:
-        rows = session.execute(sa.select(events.c.status, sa.func.count())
-                               .group_by(events.c.status))
-        return {status: count for status, count in rows}
+    return rowqueue.counts_by_status(db, WebhookEvent)
