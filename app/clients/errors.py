@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
+from datetime import UTC
 from typing import Any
 
 
@@ -38,3 +42,22 @@ class InvalidStateError(PermanentError):
 
 class PausedError(TransientError):
     """The partner told us to stop for a while (daily API allocation used up)."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP-date), or None
+    when it is absent or unreadable: then the retry schedule alone decides."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC, says RFC 5322
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -4,6 +4,10 @@ Errors are classified here and nowhere else: transport failures, 5xx and 429 are
 (with the server's ``Retry-After`` / ``RateLimit-Reset`` when given); 4xx are permanent and
 carry the gateway's own message; a 409 ``idempotent_creation_conflict`` is not an error at all
 but the answer to a create that already happened, so ``create`` returns the existing resource.
+A 409 without that ``links.conflicting_resource_id`` (the earlier request with the same
+Idempotency-Key still in progress, or any other conflict with no state reason) is transient:
+the retry, with the same key, gets the resource. Other ``invalid_state`` 409s (e.g.
+``bank_account_exists``) stay InvalidStateError.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from typing import Any
 
 import requests
 
-from app.clients.errors import InvalidStateError, PermanentError, TransientError
+from app.clients.errors import (
+    InvalidStateError,
+    PermanentError,
+    TransientError,
+    retry_after_seconds,
+)
 from app.redaction import redact, redact_value
 
 log = logging.getLogger(__name__)
@@ -32,13 +41,9 @@ class Created:
 def _retry_after(response: requests.Response) -> float | None:
     """Seconds the gateway asked us to wait. RateLimit-Reset (sent on every answer) only
     counts for a 429: on a 503 it is just the end of the current rate window."""
-    value = response.headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
-            return max(0.0, parsed.timestamp() - time.time())
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    if seconds is not None:
+        return seconds
     reset = response.headers.get("RateLimit-Reset")
     if reset and response.status_code == 429:
         try:
@@ -137,7 +142,7 @@ class GatewayClient:
             return body
         message, details = _error_message(body, status)
         where = f"{method} {path}"
-        if status == 429 or status >= 500:
+        if status == 429 or status >= 500 or (status == 409 and _unsettled_conflict(details)):
             raise TransientError(f"{where}: {message}", status=status,
                                  retry_after=_retry_after(response), details=details)
         if details.get("type") == "invalid_state":
@@ -185,6 +190,21 @@ class GatewayClient:
             params["created_at[gt]"] = created_after
         body = self._check(self._request("GET", "/events", params=params), "GET", "/events")
         return body.get("events", []), (body.get("meta") or {}).get("cursors", {}).get("after")
+
+
+# 409 reasons that name no refusal of the resource's state: the conflict is with another
+# request (the same Idempotency-Key still in flight, a concurrent change), not with the data.
+_UNSETTLED_CONFLICTS = frozenset({"idempotent_creation_conflict", "conflict"})
+
+
+def _unsettled_conflict(details: dict[str, Any]) -> bool:
+    """True for a 409 that retrying can settle: one with no ``conflicting_resource_id`` to
+    return (``create`` handles those first) and no other ``invalid_state`` reason, such as
+    ``bank_account_exists``, which stays an InvalidStateError for the caller to read."""
+    if details.get("type") != "invalid_state":
+        return True
+    reasons = {e.get("reason") for e in details.get("errors") or [] if isinstance(e, dict)}
+    return reasons - {None} <= _UNSETTLED_CONFLICTS
 
 
 def _conflicting_id(response: requests.Response) -> str | None:

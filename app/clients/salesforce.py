@@ -8,7 +8,9 @@ CA bundle (or the default public CAs). Certificate checks are never switched off
 
 Errors: an expired session is renewed once, transparently; REQUEST_LIMIT_EXCEEDED becomes
 ``PausedError``; UNABLE_TO_LOCK_ROW, 5xx and transport failures are transient; anything else
-(deleted record, invalid field) is permanent, with Salesforce's own message.
+(deleted record, invalid field) is permanent, with Salesforce's own message. At the token
+endpoint only a refusal of the credentials (400/401 ``invalid_client``, ``invalid_grant``,
+...) is permanent; 5xx, 429 (with its Retry-After) and any other answer are transient.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
 
 import requests
 from simple_salesforce import Salesforce
@@ -28,8 +31,14 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
 )
 
-from app.clients.errors import PausedError, PermanentError, TransientError
-from app.redaction import redact
+from app.clients.errors import (
+    PartnerError,
+    PausedError,
+    PermanentError,
+    TransientError,
+    retry_after_seconds,
+)
+from app.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +46,14 @@ COLLECTION_LIMIT = 200  # records per sObject Collections call
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
+# OAuth token errors (RFC 6749 section 5.2, and Salesforce's own) that refuse our credentials,
+# grant or connected app: retrying cannot help. Any other answer from the token endpoint
+# (rate_limit_exceeded, server_error, temporarily_unavailable, no code at all) is transient.
+REFUSALS = frozenset({
+    "invalid_request", "invalid_client", "invalid_client_id", "invalid_client_credentials",
+    "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+    "inactive_user", "inactive_org", "invalid_app_access", "access_denied",
+})
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,43 @@ def classify(exc: Exception) -> Exception:
     return PermanentError(f"Salesforce: {message}", status=exc.status, details=errors)
 
 
+def login_error(response: requests.Response, secret: str) -> PartnerError:
+    """Classify a token endpoint answer other than 200.
+
+    Permanent only for a genuine refusal of our credentials or grant: HTTP 400/401 with an
+    OAuth ``error`` code in REFUSALS. An unavailable (5xx), throttled (429, or Salesforce's
+    ``rate_limit_exceeded``) or otherwise unexpected answer (a proxy's page, a 404) is
+    transient, with the server's ``Retry-After`` when given. No message or detail carries
+    the client secret, even if the server echoed it.
+    """
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    code = str(body.get("error") or "")
+    if status in (400, 401) and code in REFUSALS:
+        description = _scrub(str(body.get("error_description") or ""), secret)[:300]
+        cause = f"{code}: {description}" if description else code
+        return PermanentError(
+            f"Salesforce login refused (HTTP {status}, {cause}); check SALESFORCE_CLIENT_ID / "
+            "SALESFORCE_CLIENT_SECRET and the connected app's client-credentials user",
+            status=status, details={"error": code, "error_description": description})
+    code = _scrub(code, secret)
+    shown = f", {code}" if code.isidentifier() and len(code) <= 64 else ""
+    return TransientError(f"Salesforce login unavailable (HTTP {status}{shown})",
+                          status=status,
+                          retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+
+
+def _scrub(text: str, secret: str) -> str:
+    if secret:
+        for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+            text = text.replace(form, MASK)
+    return redact(text)
+
+
 class SalesforceClient:
     def __init__(self, login_url: str, client_id: str, client_secret: str, *,
                  ca_bundle: str = "", version: str = "59.0", timeout: float = 30.0,
@@ -130,11 +184,14 @@ class SalesforceClient:
         except requests.RequestException as exc:
             raise classify(exc) from exc
         if response.status_code != 200:
-            raise PermanentError(
-                f"Salesforce login refused (HTTP {response.status_code}); check "
-                "SALESFORCE_CLIENT_ID / SALESFORCE_CLIENT_SECRET", status=response.status_code)
-        token = response.json()
-        return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+            raise login_error(response, self._client_secret)
+        try:
+            token = response.json()
+            instance_url, access_token = token["instance_url"], token["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise TransientError("Salesforce login answered HTTP 200 without a token",
+                                 status=200) from None
+        return Salesforce(instance_url=instance_url, session_id=access_token,
                           session=self.session, version=self.version)
 
     def _client(self, renew: bool = False) -> Salesforce:

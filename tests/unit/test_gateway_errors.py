@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import requests
@@ -72,3 +76,95 @@ def test_bank_details_in_gateway_messages_are_masked() -> None:
     with pytest.raises(PermanentError) as exc:
         CLIENT._check(answer(422, body), "POST", "/customer_bank_accounts")
     assert "31926819" not in str(exc.value)
+
+
+def conflict(*errors: dict[str, object], error_type: str = "invalid_state") -> dict[str, object]:
+    return {"error": {"type": error_type, "code": 409, "message": "Conflict",
+                      "errors": list(errors)}}
+
+
+@pytest.mark.parametrize("body", [
+    # the earlier request with this Idempotency-Key has not finished: no resource to link yet
+    conflict({"reason": "idempotent_creation_conflict",
+              "message": "A resource has already been created with this idempotency key"}),
+    conflict({"reason": "idempotent_creation_conflict", "links": {}}),
+    conflict({"reason": "conflict", "message": "Conflict"}),
+    conflict(),
+    conflict({"reason": "conflict"}, error_type="invalid_api_usage"),
+    None,
+], ids=["no-links", "empty-links", "generic-conflict", "no-reason", "api-usage", "no-body"])
+def test_a_409_without_the_conflicting_resource_is_transient(body: object) -> None:
+    with pytest.raises(TransientError) as exc:
+        CLIENT._check(answer(409, body, **{"Retry-After": "3"}), "POST", "/payments")
+    assert exc.value.status == 409 and exc.value.retry_after == 3.0
+    assert not isinstance(exc.value, PermanentError)
+    assert "POST /payments" in str(exc.value)
+
+
+def test_other_409_refusals_stay_invalid_state() -> None:
+    body = conflict({"reason": "bank_account_exists", "message": "exists",
+                     "links": {"customer_bank_account": "BA123"}})
+    with pytest.raises(InvalidStateError) as exc:
+        CLIENT._check(answer(409, body), "POST", "/customer_bank_accounts")
+    assert exc.value.reason == "bank_account_exists" and exc.value.status == 409
+    assert not isinstance(exc.value, TransientError)
+
+
+def test_an_unparseable_retry_after_is_ignored_not_raised() -> None:
+    assert _retry_after(answer(503, {}, **{"Retry-After": "soon"})) is None
+    with pytest.raises(TransientError) as exc:
+        CLIENT._check(answer(503, {}, **{"Retry-After": "soon"}), "GET", "/payments")
+    assert exc.value.retry_after is None
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """POST answers with the queued (status, body) pairs; GET /payments/<id> finds it."""
+
+    answers: ClassVar[list[tuple[int, object]]] = []
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send(*self.answers.pop(0))
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send(200, {"payments": {"id": self.path.rsplit("/", 1)[-1]}})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_create_retries_a_conflict_in_progress_and_then_finds_the_payment(gateway: str) -> None:
+    in_progress = conflict({"reason": "idempotent_creation_conflict",
+                            "message": "A request with this key is in progress"})
+    done = conflict({"reason": "idempotent_creation_conflict",
+                     "links": {"conflicting_resource_id": "PM0042"}})
+    _Gateway.answers[:] = [(409, in_progress), (409, done)]
+    client = GatewayClient(gateway, "token", timeout=5)
+    client.session.trust_env = False
+    with pytest.raises(TransientError) as exc:
+        client.create("payments", {"amount": 100}, "pb-key-1")
+    assert exc.value.status == 409
+    created = client.create("payments", {"amount": 100}, "pb-key-1")  # the retry
+    assert created.already_existed and created.resource == {"id": "PM0042"}
