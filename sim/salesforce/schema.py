@@ -1,8 +1,9 @@
-"""The org's schema, derived from ``app.mapping``, and Salesforce-style record ids.
+"""The org's schema, built from its declared metadata, and Salesforce-style record ids.
 
-Every ``ObjectMap`` contributes its ``sobject`` with its ``crm_fields`` plus the standard
-fields every record has. Names of types and fields are matched case-insensitively, as the
-real API does, and always reported back in their canonical spelling.
+The sObjects and their fields are declared in ``sim.salesforce.metadata``; every sObject
+gets the standard fields every record has, then its own fields. Names of types and fields
+are matched case-insensitively, as the real API does, and always reported back in their
+canonical spelling.
 """
 
 from __future__ import annotations
@@ -10,21 +11,15 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.mapping import OBJECTS, SOBJECT_TO_OBJECT
+from sim.salesforce import metadata
+from sim.salesforce.metadata import FieldSpec, SObjectSpec
 
-STANDARD_FIELDS: tuple[str, ...] = (
-    "Id",
-    "Name",
-    "OwnerId",
-    "IsDeleted",
-    "CreatedDate",
-    "LastModifiedDate",
-    "SystemModstamp",
-)
+STANDARD_FIELDS: tuple[str, ...] = tuple(f.name for f in metadata.STANDARD_FIELDS)
 # Maintained by the platform; an API write to one is refused.
-SYSTEM_FIELDS = frozenset({"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"})
+SYSTEM_FIELDS = frozenset(f.name for f in metadata.STANDARD_FIELDS if f.read_only)
 
 # Standard objects keep their well-known key prefixes; custom objects get a0A, a0B, ...
 STANDARD_KEY_PREFIXES = {"Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006"}
@@ -35,15 +30,23 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+class SchemaError(ValueError):
+    """The declared metadata is inconsistent (a bug in ``sim.salesforce.metadata``)."""
+
+
 @dataclass(frozen=True)
 class SObjectType:
-    """One sObject: its canonical name, key prefix, fields and (optional) logical object."""
+    """One sObject: its canonical name, key prefix, fields and (optional) logical object.
+
+    ``logical`` is the object name the org's trigger reports its changes under.
+    """
 
     name: str
     key_prefix: str
     fields: tuple[str, ...]
     logical: str | None
     read_only: frozenset[str]
+    specs: tuple[FieldSpec, ...] = ()  # declared metadata, in the order of ``fields``
 
     @property
     def custom(self) -> bool:
@@ -57,6 +60,51 @@ class SObjectType:
                 return candidate
         return None
 
+    def spec(self, name: str) -> FieldSpec | None:
+        """The field's declared metadata (any case), or None when the type has no such field."""
+        canonical = self.canonical_field(name)
+        if canonical is None:
+            return None
+        return next(s for s in self.specs if s.name == canonical)
+
+    @classmethod
+    def declared(cls, spec: SObjectSpec) -> SObjectType:
+        """The sObject as declared: standard fields first, then its own fields by name."""
+        own = {f.name: f for f in spec.fields}
+        if len(own) != len(spec.fields):
+            raise SchemaError(f"{spec.name} declares a field twice")
+        standard = [own.pop(f.name, f) for f in metadata.STANDARD_FIELDS]
+        specs = tuple(standard) + tuple(own[name] for name in sorted(own))
+        return cls(
+            name=spec.name,
+            key_prefix=spec.key_prefix,
+            fields=tuple(f.name for f in specs),
+            logical=spec.trigger_object,
+            read_only=frozenset(f.name for f in specs if f.read_only),
+            specs=specs,
+        )
+
+
+def _check(types: list[SObjectType]) -> None:
+    names = {t.name for t in types}
+    if len(names) != len(types) or len({t.key_prefix for t in types}) != len(types):
+        raise SchemaError("sObject names and key prefixes must be unique")
+    for t in types:
+        if t.name in STANDARD_KEY_PREFIXES and t.key_prefix != STANDARD_KEY_PREFIXES[t.name]:
+            raise SchemaError(f"{t.name} must keep its standard key prefix")
+        for f in t.specs:
+            where = f"{t.name}.{f.name}"
+            if f.type not in metadata.FIELD_TYPES:
+                raise SchemaError(f"{where}: unknown field type {f.type!r}")
+            if (f.type == "reference") != (f.reference_to is not None):
+                raise SchemaError(f"{where}: only a reference names (and must name) a target")
+            if f.reference_to is not None and f.reference_to not in (
+                names | metadata.PLATFORM_OBJECTS
+            ):
+                raise SchemaError(f"{where}: refers to unknown sObject {f.reference_to}")
+            if f.picklist and f.type != "picklist":
+                raise SchemaError(f"{where}: only a picklist declares values")
+
 
 class Schema:
     """All sObject types of the org, looked up by name (any case) or by id prefix."""
@@ -66,31 +114,17 @@ class Schema:
         self._by_prefix = {t.key_prefix: t for t in types}
 
     @classmethod
-    def from_mapping(cls) -> Schema:
-        types: list[SObjectType] = []
-        custom_index = 0
-        for obj in OBJECTS.values():
-            if obj.sobject in STANDARD_KEY_PREFIXES:
-                prefix = STANDARD_KEY_PREFIXES[obj.sobject]
-            else:
-                prefix = "a0" + _BASE62[10 + custom_index]  # a0A, a0B, ...
-                custom_index += 1
-            custom = sorted(obj.crm_fields - set(STANDARD_FIELDS))
-            read_only = set(SYSTEM_FIELDS)
-            if obj.sobject == "Contact":
-                # Contact.Name is compound (FirstName + LastName) and cannot be written.
-                custom = sorted(set(custom) | {"FirstName", "LastName"})
-                read_only.add("Name")
-            types.append(
-                SObjectType(
-                    name=obj.sobject,
-                    key_prefix=prefix,
-                    fields=STANDARD_FIELDS + tuple(custom),
-                    logical=SOBJECT_TO_OBJECT.get(obj.sobject),
-                    read_only=frozenset(read_only),
-                )
-            )
+    def declared(cls, specs: Iterable[SObjectSpec] = metadata.SOBJECTS) -> Schema:
+        """The org's schema from its metadata declaration (checked for consistency)."""
+        types = [SObjectType.declared(spec) for spec in specs]
+        _check(types)
         return cls(types)
+
+    @classmethod
+    def from_mapping(cls) -> Schema:
+        """Former name of ``declared()``, kept for callers (the schema no longer comes from
+        the product's mapping table)."""
+        return cls.declared()
 
     def get(self, name: str) -> SObjectType | None:
         return self._by_lower.get(name.lower())
