@@ -13,13 +13,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import backlog, idle, intake, latency, memory, profiles, ratelimit, throughput
 from bench.database import reset_database
-from bench.report import Figure, machine, table, write_json
+from bench.report import Figure, machine, results_path, table, write_json
 from bench.stack import Stack
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/paybridge_bench"
@@ -67,8 +68,11 @@ SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", 
 
 def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
               only: tuple[str, ...] = SCENARIOS, fresh_database: bool = True,
-              profile: bool = False) -> tuple[list[Figure], dict[str, Any]]:
-    """Run the scenarios; returns the figures and the run's metadata."""
+              profile: bool = False,
+              checkpoint: Callable[[list[Figure], dict[str, Any]], None] | None = None,
+              ) -> tuple[list[Figure], dict[str, Any]]:
+    """Run the scenarios; returns the figures and the run's metadata. ``checkpoint`` gets
+    them after every scenario, so a long run interrupted late keeps what it measured."""
     sizes = QUICK if quick else FULL
     if fresh_database:
         reset_database(database_url)
@@ -94,6 +98,8 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
             print(f"bench: {name}...", file=sys.stderr, flush=True)
             figures += steps[name]()
             meta["durations_s"][name] = round(time.monotonic() - started, 1)
+            if checkpoint is not None:
+                checkpoint(figures, meta)
         if profile:
             print("bench: profiles...", file=sys.stderr, flush=True)
             meta["profiles"] = {"worker": profiles.worker(stack, sizes.load.records),
@@ -116,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also profile the worker and webhook intake (pyinstrument); "
                              "the profiles go into the JSON results")
     args = parser.parse_args(argv)
+    path = results_path(args.quick)
     with tempfile.TemporaryDirectory(prefix="paybridge-bench-") as home:
-        figures, meta = run_suite(args.database_url, args.redis_url, quick=args.quick,
-                                  home=Path(home), only=tuple(args.only),
-                                  profile=args.profile)
+        figures, meta = run_suite(
+            args.database_url, args.redis_url, quick=args.quick, home=Path(home),
+            only=tuple(args.only), profile=args.profile,
+            checkpoint=lambda f, m: write_json(f, m, path))
     print(table(figures))
     load = meta["machine_before"]["load"]
     print(f"\nmachine: {meta['machine_before']['cpus']} cores, load {load[0]} before, "
           f"{meta['machine_after']['load'][0]} after; database {meta['database']}")
-    print(f"results: {write_json(figures, meta, args.quick)}")
+    print(f"results: {write_json(figures, meta, path)}")
     return 0

@@ -67,10 +67,13 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write_json(figures: list[Figure], meta: dict[str, Any], quick: bool) -> Path:
-    RESULTS.mkdir(exist_ok=True)
+def results_path(quick: bool) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"bench-{stamp}{'-quick' if quick else ''}.json"
+    return RESULTS / f"bench-{stamp}{'-quick' if quick else ''}.json"
+
+
+def write_json(figures: list[Figure], meta: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(exist_ok=True)
     body = {**meta, "figures": [asdict(f) for f in figures]}
     path.write_text(json.dumps(body, indent=2, default=str) + "\n")
     return path
