@@ -95,7 +95,9 @@ class Settings:
     retry_jitter: float = field(default=0.1, metadata={"env": "RETRY_JITTER", "parse": float})
     # Row ids per RQ job; 200 fills one sObject Collections write-back call.
     batch_size: int = field(default=200, metadata={"env": "JOB_BATCH_SIZE", "parse": int})
-    lease_seconds: float = field(default=60.0, metadata={"env": "LEASE_SECONDS",
+    # How long a job's hold on its rows lasts without renewal. Renewed every quarter of it
+    # while the job runs; it must outlast the worst partner call (checked in ``validate``).
+    lease_seconds: float = field(default=90.0, metadata={"env": "LEASE_SECONDS",
                                  "parse": _seconds})
     dispatch_interval: float = field(default=1.0, metadata={"env": "DISPATCH_INTERVAL",
                                      "parse": _seconds})
@@ -156,7 +158,7 @@ class Settings:
     salesforce_ca_bundle: str = field(default="", metadata={"env": "SALESFORCE_CA_BUNDLE"})
     salesforce_api_version: str = field(default="59.0",
                                         metadata={"env": "SALESFORCE_API_VERSION"})
-    salesforce_timeout: float = field(default=30.0, metadata={"env": "SALESFORCE_TIMEOUT",
+    salesforce_timeout: float = field(default=20.0, metadata={"env": "SALESFORCE_TIMEOUT",
                                       "parse": _seconds})
     # Share of the daily API allocation left for the org's other integrations.
     salesforce_api_reserve: float = field(default=0.1, metadata={
@@ -226,8 +228,24 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
+    @property
+    def partner_call_budget(self) -> float:
+        """The longest one step with a partner can take: our rate limiter's longest wait,
+        then two requests (a call and its follow-up: the GET after a 409, the token refresh
+        before a Salesforce call), each with its connect and read timeouts."""
+        limiter_wait = 5.0 if self.gateway_rate_limit > 0 else 0.0
+        gateway = limiter_wait + 2 * (min(3.05, self.gateway_timeout) + self.gateway_timeout)
+        crm = 2 * (2 * self.salesforce_timeout)  # one float: connect and read each
+        return max(gateway, crm)
+
     def validate(self) -> None:
-        """Refuse to run production with the emulators' published development secrets."""
+        """Settings that contradict each other, and production with the emulators' published
+        development secrets, refuse to start."""
+        if self.lease_seconds <= self.partner_call_budget + 1:
+            raise RuntimeError(
+                f"LEASE_SECONDS ({self.lease_seconds:g}s) must be longer than the worst partner "
+                f"call ({self.partner_call_budget:g}s from GATEWAY_TIMEOUT, SALESFORCE_TIMEOUT "
+                "and the gateway rate limiter's wait), or a call could outlive its lease")
         if self.env != "production":
             return
         dev_values = {

@@ -7,11 +7,12 @@ from app.db import Base
 from app.records.models import RecordLink, StatusHistory
 from app.records.refs import RecordRef
 from app.users import User
+from app.workrows.leases import LeaseCounter
 from queues.models import ArchivedItem, QueueItem
 from webhooks.models import WebhookEvent
 
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "QueueItem", "RecordLink", "RecordRef", "StatusHistory", "User", "WebhookEvent",
-           "metadata"]
+           "LeaseCounter", "QueueItem", "RecordLink", "RecordRef", "StatusHistory", "User",
+           "WebhookEvent", "metadata"]

@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.background import API_QUEUE, PROCESS_API_ITEMS, enqueue, new_job_ids
+from app.background import API_QUEUE, PROCESS_API_ITEMS, new_job_ids
 from app.errors import AppError
 from app.mapping import STATUS_FIELD, writeback_fields
 from app.records import service as records
 from app.records.models import RecordLink
 from app.runtime import Runtime
+from app.workrows.dispatch import enqueue_marked
 from bankaccounts import details as bank_details
 from bankaccounts import partners
 from bankaccounts.errors import BankAccountExists, InvalidDetails, StorageUnavailable
@@ -91,8 +92,8 @@ def _record(rt: Runtime, record_id: str, gateway_id: str, result: dict[str, Any]
             "record it; send the request again (with record_id) and the same account is "
             "linked", details={"record_id": record_id, "gateway_id": gateway_id}) from exc
     if job_id:
-        enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, {job_id: [item.id]},
-                timeout=rt.settings.job_timeout)
+        enqueue_marked(rt.redis, {job_id: [item.id]}, queue=API_QUEUE,
+                       func=PROCESS_API_ITEMS, timeout=rt.settings.job_timeout)
     return item
 
 

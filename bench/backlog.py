@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from app.workrows.leases import new_lease
 from bench.report import Figure
 from bench.stack import Stack
 from queues import service
@@ -104,7 +104,7 @@ def measure(stack: Stack, rows: int, repeats: int) -> dict[str, Any]:
 
     def claim() -> None:
         batch = [next(ids) for _ in range(size)]
-        got = service.claim(rt.db, batch, f"bench:{uuid.uuid4().hex[:8]}", 60)
+        got = service.claim(rt.db, batch, new_lease(rt.db, "bench", 60))
         assert len(got) == size, f"claimed {len(got)} of {size}"
 
     out["claim_ms"] = _timed(claim, repeats)

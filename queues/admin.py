@@ -11,9 +11,10 @@ from typing import Any
 from marshmallow import ValidationError
 
 from app.api import flatten
-from app.background import API_QUEUE, PROCESS_API_ITEMS, enqueue, new_job_ids
+from app.background import API_QUEUE, PROCESS_API_ITEMS
 from app.errors import NotFound, ValidationFailed
 from app.runtime import Runtime
+from app.workrows.dispatch import hand_out
 from queues import intake, service
 from queues.models import QueueItem
 from queues.schemas import ChangeSchema
@@ -23,15 +24,9 @@ _change = ChangeSchema()
 
 def wake(rt: Runtime, ids: Sequence[int]) -> None:
     """Hand reprocessed items to a job now (the dispatcher would find them anyway)."""
-    if not ids:
-        return
-    size = rt.settings.batch_size
-    job_ids = new_job_ids(len(ids), size)
-    assignments = {job_id: list(ids[i * size:(i + 1) * size])
-                   for i, job_id in enumerate(job_ids)}
-    service.mark_dispatched(rt.db, assignments)
-    enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, assignments,
-            timeout=rt.settings.job_timeout)
+    hand_out(rt.db, rt.redis, QueueItem.__table__, ids, queue=API_QUEUE,
+             func=PROCESS_API_ITEMS, batch_size=rt.settings.batch_size,
+             timeout=rt.settings.job_timeout)
 
 
 def reprocess(rt: Runtime, *, ids: Sequence[int] | None = None, obj: str | None = None,

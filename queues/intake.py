@@ -6,11 +6,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from app.background import API_QUEUE, PROCESS_API_ITEMS, enqueue, new_job_ids
+from app.background import API_QUEUE, PROCESS_API_ITEMS, new_job_ids
 from app.config import Settings
 from app.errors import ValidationFailed
 from app.mapping import OBJECTS
 from app.runtime import Runtime
+from app.workrows.dispatch import enqueue_marked
 from bankaccounts.details import (
     CRM_ACCOUNT_NUMBER,
     CRM_SORT_CODE,
@@ -106,5 +107,6 @@ def submit(rt: Runtime, changes: list[dict[str, Any]]) -> list[QueueItem]:
         assignments: dict[str, list[int]] = {}
         for item in items:
             assignments.setdefault(item.job_id or "", []).append(item.id)
-        enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, assignments, timeout=s.job_timeout)
+        enqueue_marked(rt.redis, assignments, queue=API_QUEUE, func=PROCESS_API_ITEMS,
+                       timeout=s.job_timeout)
     return items

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
 from app.db import Base, BigId, JSONType, UTCDateTime
-from app.rowqueue import DISCARDED, FAILED, PENDING, WorkRow
+from app.workrows.rows import DISCARDED, FAILED, PENDING, WorkRow
 
 STATUSES = (PENDING, FAILED, DISCARDED)
 # Rows in these statuses hold back later rows of the same record (strict per-record order).
@@ -27,6 +27,7 @@ OPERATIONS = ("insert", "update", "delete")
 
 class QueueItem(WorkRow, Base):
     __tablename__ = "api_queue_items"
+    kind = "api"
     __table_args__ = (
         sa.Index("ix_api_queue_items_due", "status", "next_attempt_at"),
         sa.Index("ix_api_queue_items_record", "object", "record_id", "id"),

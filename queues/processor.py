@@ -1,13 +1,15 @@
 """Processing claimed API Queue rows: build the gateway call, interpret the answer, write back.
 
 No transaction is held across a network call: read what the call needs (commit), call, then
-record the outcome in a new transaction guarded by the lease.
+record the outcome in a new transaction fenced by the lease's token. No call starts unless
+the lease is sure to outlive it (``Lease.ensure``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,8 @@ from app.mapping import (
 from app.records import refs
 from app.records import service as records
 from app.records.models import RecordLink
+from app.workrows.leases import Lease, LeaseLost, owned
+from app.workrows.states import record_failure, record_wait
 from queues import service
 from queues.models import STAGE_GATEWAY_DONE, STAGE_NEW, QueueItem
 
@@ -77,34 +81,44 @@ class Plan:
     idempotency_key: str
     gateway_id: str | None
     links: dict[tuple[str, str], str]
+    # CRM field -> digest of what the gateway last accepted (None: not known)
+    sent: dict[str, str] | None = None
 
 
-def process_batch(ctx: QueueContext, ids: Sequence[int], owner: str) -> dict[str, int]:
-    """Run every claimed row through its gateway step, then write back the finished ones."""
+def process_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
+    """Run every claimed row through its gateway step, then write back the finished ones.
+    The caller keeps the lease renewed (``Heartbeat``) and owns the job boundary."""
     counts = {"gateway_ok": 0, "written_back": 0}
-    lease_started = time.monotonic()
-    remaining = list(ids)
-    plans = plan_batch(ctx, ids, owner)
+    plans = plan_batch(ctx, ids, lease)
     for item_id in ids:
-        if time.monotonic() - lease_started > ctx.settings.lease_seconds / 2:
-            service.renew(ctx.db, remaining, owner, ctx.settings.lease_seconds)
-            lease_started = time.monotonic()
         with log_context(item_id=item_id):
-            if gateway_step(ctx, item_id, owner, plans.get(item_id)):
+            if gateway_step(ctx, item_id, lease, plans.get(item_id)):
                 counts["gateway_ok"] += 1
-        remaining.remove(item_id)
-    counts["written_back"] = write_back(ctx, ids, owner)
+    counts["written_back"] = write_back(ctx, ids, lease)
     return counts
 
 
-def plan_batch(ctx: QueueContext, ids: Sequence[int], owner: str) -> dict[int, Plan]:
+def field_digests(obj: ObjectMap, fields: dict[str, Any]) -> dict[str, str]:
+    """CRM field -> digest of its value, for the mapped fields the gateway holds (never the
+    sensitive ones): what an update compares against."""
+    out = {}
+    for fm in obj.fields:
+        value = fields.get(fm.crm)
+        if fm.sensitive or value is None or value == "":
+            continue
+        text = json.dumps(value, sort_keys=True, default=str)
+        out[fm.crm] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+def plan_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[int, Plan]:
     """Plans for a whole batch in one transaction: the rows, their links and their parents'
     links, a query each. A row whose parent has no gateway id yet gets no plan here: it is
     planned on its own when its turn comes, since an earlier row of the batch (or another
     worker) may create that parent meanwhile."""
     plans: dict[int, Plan] = {}
     with ctx.db.transaction() as session:
-        items = [i for i in _load_owned_many(session, ids, owner) if i.stage == STAGE_NEW]
+        items = [i for i in _load_owned_many(session, ids, lease) if i.stage == STAGE_NEW]
         own = _links_of(session, [(i.object, i.record_id) for i in items])
         needs = {i.id: _parents(i) for i in items}
         wanted: dict[str, set[str]] = {}
@@ -129,12 +143,13 @@ def _plan_of(item: QueueItem, link: Any, links: dict[tuple[str, str], str]) -> P
     gateway_id = (link.gateway_id if link else None) or item.fields.get(GATEWAY_ID_FIELD)
     return Plan(item.id, OBJECTS[item.object], item.operation, item.record_id,
                 dict(item.fields), dict(item.previous_fields or {}), item.idempotency_key,
-                gateway_id, links)
+                gateway_id, links, dict(link.sent_digests) if link and link.sent_digests
+                else None)
 
 
-def _plan(ctx: QueueContext, item_id: int, owner: str) -> Plan | None:
+def _plan(ctx: QueueContext, item_id: int, lease: Lease) -> Plan | None:
     with ctx.db.transaction() as session:
-        item = service.load_owned(session, item_id, owner)
+        item = service.load_owned(session, item_id, lease)
         if item is None or item.stage != STAGE_NEW:
             return None
         link = records.find_link(session, item.object, crm_id=item.record_id)
@@ -148,38 +163,46 @@ def _plan(ctx: QueueContext, item_id: int, owner: str) -> Plan | None:
         return _plan_of(item, link, links)
 
 
-def gateway_step(ctx: QueueContext, item_id: int, owner: str,
+def gateway_step(ctx: QueueContext, item_id: int, lease: Lease,
                  plan: Plan | None = None) -> bool:
     """Make the row's gateway call and record the outcome. True when the call succeeded.
 
     ``plan`` comes from ``plan_batch``; without one the row is planned here."""
     try:
-        plan = plan or _plan(ctx, item_id, owner)
+        plan = plan or _plan(ctx, item_id, lease)
         if plan is None:
             return False
+        lease.ensure(ctx.db, ctx.settings.partner_call_budget)
         resource, note = _call_gateway(ctx, plan)
+    except LeaseLost as exc:  # no call made: the row goes to whoever holds it next
+        log.warning("lease not certain; gateway call not made", extra={"error": str(exc)})
+        return False
     except WaitForParent as exc:
-        _record(ctx, item_id, owner, wait=str(exc))
+        _record(ctx, item_id, lease, wait=str(exc))
         return False
     except PausedError as exc:  # our shared rate limiter: no attempt spent
-        _record(ctx, item_id, owner, wait=str(exc), wait_seconds=exc.retry_after or 1.0)
+        _record(ctx, item_id, lease, wait=str(exc), wait_seconds=exc.retry_after or 1.0)
         return False
     except (PartnerError, MappingError) as exc:
-        _record(ctx, item_id, owner, error=exc)
+        _record(ctx, item_id, lease, error=exc)
         return False
-    except Exception as exc:  # the job boundary: record it on the row, never lose the row
+    except Exception as exc:  # the row's boundary: record it on the row, never lose the row
         log.exception("unexpected error in gateway step")
-        _record(ctx, item_id, owner, error=PermanentError(f"internal error: {exc!r}"))
+        _record(ctx, item_id, lease, error=PermanentError(f"internal error: {exc!r}"))
         return False
     with ctx.db.transaction() as session:
-        item = service.load_owned(session, item_id, owner)
-        if item is None:
-            return False  # the lease was lost; the new owner's call reuses the idempotency key
-        _link_and_history(ctx, session, item, plan.obj, resource)
-        result = ({} if note == NO_CHANGE
-                  else writeback_fields(plan.obj, resource, ctx.settings.status_labels))
-        service.record_gateway_done(session, item, str(resource.get("id") or plan.gateway_id),
-                                    result, note)
+        item = service.load_owned(session, item_id, lease)
+        if item is None:  # another job holds it now; its call reuses the idempotency key
+            lease.drop("gateway result", item_id=item_id)
+            return False
+        gateway_id = str(resource.get("id") or plan.gateway_id)
+        _link_and_history(ctx, session, item, plan, resource)
+        result = writeback_fields(plan.obj, resource, ctx.settings.status_labels)
+        if note == NO_CHANGE:
+            # Nothing new at the gateway, but an insert's record must still carry the id:
+            # an earlier attempt may have created the resource and lost the answer.
+            result = {GATEWAY_ID_FIELD: gateway_id} if plan.operation == "insert" else {}
+        service.record_gateway_done(session, item, gateway_id, result, note)
     log.info("gateway call done", extra={"object": plan.obj.name, "note": note})
     return True
 
@@ -206,10 +229,13 @@ def _call_gateway(ctx: QueueContext, plan: Plan) -> tuple[dict[str, Any], str]:
                              "never reached the gateway")
     if plan.operation == "delete":
         return _cancel(gw, obj, plan.gateway_id), "cancelled"
-    # An update (or a repeated insert of a record the gateway already has): send what changed.
+    # An update (or a repeated insert of a record the gateway already has): send every field
+    # whose value differs from what the gateway last accepted, so an update that was
+    # discarded or failed is never silently left behind. Unknown (no digests): send all.
     changed = None
-    if plan.operation == "update" and plan.previous:
-        changed = [k for k, v in plan.fields.items() if plan.previous.get(k) != v]
+    if plan.sent is not None:
+        digests = field_digests(obj, plan.fields)
+        changed = [k for k, d in digests.items() if plan.sent.get(k) != d]
     body = to_gateway(obj, plan.fields, resolve, for_update=True, only=changed)
     if not body:
         return {"id": plan.gateway_id}, NO_CHANGE
@@ -232,11 +258,14 @@ def _cancel(gw: GatewayClient, obj: ObjectMap, gateway_id: str) -> dict[str, Any
         raise
 
 
-def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, obj: ObjectMap,
+def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, plan: Plan,
                       resource: dict[str, Any]) -> None:
-    gateway_id = resource.get("id")
+    obj = plan.obj
+    gateway_id = resource.get("id") or plan.gateway_id
     link = records.upsert_link(session, obj.name, crm_id=item.record_id,
                                gateway_id=str(gateway_id) if gateway_id else None)
+    if plan.operation != "delete":
+        link.sent_digests = {**(link.sent_digests or {}), **field_digests(obj, plan.fields)}
     refs.note(session, obj.name, resource)
     status = resource.get("status")
     if obj.has_status and status and status != link.status and link.last_event_at is None:
@@ -246,25 +275,25 @@ def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, obj: Obj
                                   queue_item_id=item.id)
 
 
-def _record(ctx: QueueContext, item_id: int, owner: str, *, error: Exception | None = None,
-            wait: str | None = None, stage: str = "gateway",
+def _record(ctx: QueueContext, item_id: int, lease: Lease, *,
+            error: Exception | None = None, wait: str | None = None, stage: str = "gateway",
             wait_seconds: float = PARENT_WAIT_SECONDS) -> None:
     s = ctx.settings
     with ctx.db.transaction() as session:
-        item = service.load_owned(session, item_id, owner)
+        item = service.load_owned(session, item_id, lease)
         if item is None:
+            lease.drop(f"{stage} outcome", item_id=item_id)
             return
         if wait is not None:
             if (item.next_attempt_at - item.created_at).total_seconds() > s.parent_wait_max:
                 error = PermanentError(f"{wait}: gave up after {s.parent_wait_max:.0f}s")
             else:
-                service.record_wait(session, item, stage=stage, reason=wait,
-                                    seconds=wait_seconds)
+                record_wait(item, stage=stage, reason=wait, seconds=wait_seconds)
                 return
         assert error is not None
         transient = isinstance(error, TransientError)
-        outcome = service.record_failure(
-            session, item, stage=stage, error=str(error), transient=transient,
+        outcome = record_failure(
+            item, stage=stage, error=str(error), transient=transient,
             schedule=s.retry_schedule, jitter=s.retry_jitter,
             retry_after=getattr(error, "retry_after", None),
             status=getattr(error, "status", None))
@@ -274,14 +303,14 @@ def _record(ctx: QueueContext, item_id: int, owner: str, *, error: Exception | N
                                           "error": str(error)})
 
 
-def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
+def write_back(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> int:
     """Write the finished rows' results to the CRM, one record per write, 200 per call.
 
     Rows of one record are merged in order (later values win). The status written is the
     link's *current* status, so a late write-back never moves the CRM record back in time.
     """
     with ctx.db.transaction() as session:
-        items = [i for i in _load_owned_many(session, ids, owner)
+        items = [i for i in _load_owned_many(session, ids, lease)
                  if i.stage == STAGE_GATEWAY_DONE]
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         members: dict[tuple[str, str], list[int]] = {}
@@ -303,17 +332,21 @@ def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
     done = [i for k, fields in merged.items() if not fields for i in members[k]]
     keys = [k for k, fields in merged.items() if fields]
     if not keys:
-        return _finish(ctx, done, owner, set(merged))
+        return _finish(ctx, done, lease, set(merged))
     try:
+        lease.ensure(ctx.db, ctx.settings.partner_call_budget)
         results = ctx.crm.update_many([CrmWrite(OBJECTS[o].sobject, r, merged[(o, r)])
                                        for o, r in keys])
+    except LeaseLost as exc:
+        log.warning("lease not certain; CRM write-back not made", extra={"error": str(exc)})
+        return 0
     except PausedError as exc:  # the org's allocation (shared pause) or our pacing
-        _wait_all(ctx, [i for k in keys for i in members[k]], owner, str(exc),
+        _wait_all(ctx, [i for k in keys for i in members[k]], lease, str(exc),
                   paused_for(ctx.pause, exc, ctx.settings.salesforce_limit_pause))
         return 0
     except PartnerError as exc:
         for item_id in (i for k in keys for i in members[k]):
-            _record(ctx, item_id, owner, error=exc, stage="crm")
+            _record(ctx, item_id, lease, error=exc, stage="crm")
         return 0
     for key, result in zip(keys, results, strict=True):
         if result.ok:
@@ -322,35 +355,37 @@ def write_back(ctx: QueueContext, ids: Sequence[int], owner: str) -> int:
         error: PartnerError = (TransientError(f"Salesforce: {result.message}") if result.transient
                                else PermanentError(f"Salesforce: {result.message}"))
         for item_id in members[key]:
-            _record(ctx, item_id, owner, error=error, stage="crm")
+            _record(ctx, item_id, lease, error=error, stage="crm")
     finished = {k for k, r in zip(keys, results, strict=True) if r.ok}
-    return _finish(ctx, done, owner, finished | {k for k in merged if not merged[k]})
+    return _finish(ctx, done, lease, finished | {k for k in merged if not merged[k]})
 
 
-def _finish(ctx: QueueContext, done: list[int], owner: str,
+def _finish(ctx: QueueContext, done: list[int], lease: Lease,
             records_done: set[tuple[str, str]]) -> int:
     with ctx.db.transaction() as session:
-        finished = service.arrivals(session, done, owner)
-        service.complete(session, done, owner)
+        finished = service.arrivals(session, done, lease)
+        completed = service.complete(session, done, lease)
+    if completed < len(done):
+        lease.drop("completion", items=len(done) - completed)
     if ctx.telemetry is not None:
         ctx.telemetry.processed("api", finished)
     ctx.wake(records_done)
-    return len(done)
+    return completed
 
 
-def _wait_all(ctx: QueueContext, ids: Sequence[int], owner: str, reason: str,
+def _wait_all(ctx: QueueContext, ids: Sequence[int], lease: Lease, reason: str,
               seconds: float) -> None:
     with ctx.db.transaction() as session:
-        for item in _load_owned_many(session, ids, owner):
-            service.record_wait(session, item, stage="crm", reason=reason, seconds=seconds)
+        for item in _load_owned_many(session, ids, lease):
+            record_wait(item, stage="crm", reason=reason, seconds=seconds)
 
 
-def _load_owned_many(session: Any, ids: Sequence[int], owner: str) -> list[QueueItem]:
-    """The given rows this owner still holds, oldest first, in one query."""
+def _load_owned_many(session: Any, ids: Sequence[int], lease: Lease) -> list[QueueItem]:
+    """The given rows still held under ``lease``, oldest first, in one query."""
     if not ids:
         return []
     return list(session.scalars(sa.select(QueueItem).where(
-        QueueItem.id.in_(list(ids)), QueueItem.lease_owner == owner).order_by(QueueItem.id)))
+        QueueItem.id.in_(list(ids)), owned(QueueItem.__table__, lease)).order_by(QueueItem.id)))
 
 
 def _links_of(session: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:

@@ -3,8 +3,8 @@
 Life of a row: accepted (pending, stage new) -> claimed by a job (leased) -> gateway call ->
 stage gateway_done (result kept) -> CRM write-back -> deleted. Transient failures put it back
 to pending with a later ``next_attempt_at``; permanent ones, or retries used up, make it Failed.
-Every change of state is guarded by the lease owner, so a worker whose lease expired (and
-whose row another worker took over) cannot overwrite the newer outcome.
+Every change of state is fenced by the lease's token (app.workrows.leases), so a worker whose
+row another worker took over cannot overwrite the newer outcome.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import audit, rowqueue
+from app import audit
 from app.clock import utcnow
 from app.db import Database
 from app.listing import ListFilter, conditions, page_query
+from app.workrows import admin as row_admin
+from app.workrows import dispatch, leases
+from app.workrows.leases import Lease, owned
+from app.workrows.states import admin_transition, log_attempt
 from queues.models import (
     BLOCKING,
     FAILED,
@@ -103,7 +107,7 @@ def accept_writeback(session: Session, *, obj: str, record_id: str, gateway_id: 
         idempotency_key=f"pb-{uuid.uuid4().hex}", gateway_id=gateway_id, result=result,
         next_attempt_at=now, error_log=[], dispatched_at=now if job_id else None, job_id=job_id,
     )
-    rowqueue.log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
+    log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
     session.add(item)
     session.flush()
     return item
@@ -118,27 +122,20 @@ def _blocked_by_earlier():
 
 
 def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(rowqueue.unleased(QueueItem, now), ~_blocked_by_earlier())
+    return sa.and_(qi.c.status == PENDING, qi.c.next_attempt_at <= now,
+                   leases.free(qi, now), ~_blocked_by_earlier())
 
 
-def claim(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> list[int]:
+def claim(db: Database, ids: Sequence[int], lease: Lease) -> list[int]:
     """Lease the given rows that are due and first in line for their record. One round trip."""
     if not ids:
         return []
-    cond = sa.and_(qi.c.id.in_(list(ids)), _claimable(utcnow()))
-    return rowqueue.lease(db, QueueItem, cond, owner, lease_seconds)
+    return leases.claim(db, qi, sa.and_(qi.c.id.in_(list(ids)), _claimable(utcnow())), lease)
 
 
-def renew(db: Database, ids: Sequence[int], owner: str, lease_seconds: float) -> None:
-    rowqueue.renew(db, QueueItem, ids, owner, lease_seconds)
-
-
-def release(db: Database, ids: Sequence[int], owner: str) -> None:
-    rowqueue.release(db, QueueItem, ids, owner)
-
-
-def load_owned(session: Session, item_id: int, owner: str) -> QueueItem | None:
-    return rowqueue.load_owned(session, QueueItem, item_id, owner)
+def load_owned(session: Session, item_id: int, lease: Lease) -> QueueItem | None:
+    return session.scalars(sa.select(QueueItem).where(
+        QueueItem.id == item_id, owned(qi, lease))).first()
 
 
 def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
@@ -146,39 +143,32 @@ def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
     item.stage = STAGE_GATEWAY_DONE
     item.gateway_id = gateway_id
     item.result = result
-    rowqueue.log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
+    log_attempt(item, {"stage": "gateway", "outcome": "ok", "note": note})
 
 
-def record_failure(session: Session, item: QueueItem, **kwargs: Any) -> str:
-    return rowqueue.record_failure(item, **kwargs)
-
-
-def record_wait(session: Session, item: QueueItem, **kwargs: Any) -> None:
-    rowqueue.record_wait(item, **kwargs)
-
-
-def complete(session: Session, ids: Sequence[int], owner: str) -> int:
-    """Delete finished rows, keeping a compact copy in the archive (one statement each)."""
+def complete(session: Session, ids: Sequence[int], lease: Lease) -> int:
+    """Delete finished rows (pending -> done), keeping a compact copy in the archive (one
+    statement each). Rows no longer held under ``lease`` are left alone."""
     if not ids:
         return 0
-    owned = sa.and_(qi.c.id.in_(list(ids)), qi.c.lease_owner == owner)
+    held = sa.and_(qi.c.id.in_(list(ids)), owned(qi, lease), qi.c.status == PENDING)
     at = qi.c
     session.execute(sa.insert(ArchivedItem.__table__).from_select(
         ["id", "object", "record_id", "operation", "gateway_id", "attempts", "error_log",
          "created_at", "completed_at"],
         sa.select(at.id, at.object, at.record_id, at.operation, at.gateway_id, at.attempts,
                   at.error_log, at.created_at, sa.literal(utcnow(), ArchivedItem.completed_at.type))
-        .where(owned)))
-    result = session.execute(sa.delete(qi).where(owned))
+        .where(held)))
+    result = session.execute(sa.delete(qi).where(held))
     return result.rowcount or 0
 
 
-def arrivals(session: Session, ids: Sequence[int], owner: str) -> list[tuple[str, datetime]]:
-    """(object, arrival time) of owned rows, read before ``complete`` deletes them."""
+def arrivals(session: Session, ids: Sequence[int], lease: Lease) -> list[tuple[str, datetime]]:
+    """(object, arrival time) of held rows, read before ``complete`` deletes them."""
     if not ids:
         return []
     rows = session.execute(sa.select(qi.c.object, qi.c.created_at).where(
-        qi.c.id.in_(list(ids)), qi.c.lease_owner == owner))
+        qi.c.id.in_(list(ids)), owned(qi, lease)))
     return [(r.object, r.created_at) for r in rows]
 
 
@@ -208,7 +198,7 @@ def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
                       records: Iterable[tuple[str, str]] | None = None) -> list[Dispatchable]:
     """Rows due and first in line that no live job holds."""
     now = utcnow()
-    cond = sa.and_(_claimable(now), rowqueue.dispatchable(QueueItem, now, redispatch_after))
+    cond = sa.and_(_claimable(now), dispatch.dispatchable(qi, now, redispatch_after))
     if records is not None:
         pairs = list(set(records))
         if not pairs:
@@ -221,10 +211,6 @@ def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
         ).all()
     return [Dispatchable(r.id, r.job_id, r.dispatched_at is not None, r.lease_owner is not None)
             for r in rows]
-
-
-def mark_dispatched(db: Database, assignments: dict[str, Sequence[int]]) -> None:
-    rowqueue.mark_dispatched(db, QueueItem, assignments)
 
 
 # --- admin ---------------------------------------------------------------------------------
@@ -263,20 +249,15 @@ def reprocess(db: Database, *, ids: Sequence[int] | None = None, obj: str | None
         query = query.where(QueueItem.id.in_(list(ids)))
     if obj:
         query = query.where(QueueItem.object == obj)
-    with db.transaction() as session:
-        done = rowqueue.reprocess(session, query, actor)
-        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
-                          target_ids=done, before={"status": FAILED},
-                          after={"status": PENDING})
-        return done
+    return row_admin.reprocess(db, query, actor=actor, target_type=AUDIT_TARGET)
 
 
 def discard(db: Database, item_id: int, reason: str, actor: str = "admin") -> QueueItem | None:
-    return rowqueue.discard_one(db, QueueItem, item_id, reason, actor, AUDIT_TARGET)
+    return row_admin.discard_one(db, QueueItem, item_id, reason, actor, AUDIT_TARGET)
 
 
 def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
-    return rowqueue.discard_many(db, QueueItem, ids, reason, actor, AUDIT_TARGET)
+    return row_admin.discard_many(db, QueueItem, ids, reason, actor, AUDIT_TARGET)
 
 
 def edit(db: Database, item_id: int, fields: dict[str, Any],
@@ -297,13 +278,10 @@ def edit(db: Database, item_id: int, fields: dict[str, Any],
         audit.record(session, actor=actor, action="edit", target_type=AUDIT_TARGET,
                      target_id=item.id, before=before,
                      after={"fields": item.fields, "previous_fields": previous_fields})
-        done = rowqueue.reprocess(session, sa.select(QueueItem).where(QueueItem.id == item_id),
-                                  actor)
-        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
-                          target_ids=done, before={"status": FAILED},
-                          after={"status": PENDING})
+        admin_transition(session, [item], PENDING, actor=actor, action="reprocess",
+                         target_type=AUDIT_TARGET)
         return item
 
 
 def counts_by_status(db: Database) -> dict[str, int]:
-    return rowqueue.counts_by_status(db, QueueItem)
+    return row_admin.counts_by_status(db, QueueItem)

@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import rowqueue
 from app.clients.errors import PartnerError, PausedError, PermanentError, TransientError
 from app.clients.gateway import GatewayClient
 from app.clients.salesforce import CrmWrite, SalesforceClient, paused_for
@@ -27,9 +26,20 @@ from app.config import Settings
 from app.crm_pause import CrmPause
 from app.db import Database
 from app.logs import log_context
-from app.mapping import LAST_EVENT_FIELD, OBJECTS, RESOURCE_TO_OBJECT, STATUS_FIELD, status_label
+from app.mapping import (
+    GATEWAY_ID_FIELD,
+    LAST_EVENT_FIELD,
+    OBJECTS,
+    RESOURCE_TO_OBJECT,
+    STATUS_FIELD,
+    status_label,
+)
 from app.records import service as records
 from app.records.models import RecordLink
+from app.workrows.boundary import fail_held
+from app.workrows.leases import Lease, LeaseLost, owned
+from app.workrows.rows import DONE, PENDING
+from app.workrows.states import log_attempt, record_failure, record_wait, transition
 from webhooks import service
 from webhooks.crm_records import ensure_crm_record
 from webhooks.lifecycles import UnknownAction, lifecycle_for
@@ -57,45 +67,85 @@ class Touched:
     gateway_id: str
     event_ids: list[int] = field(default_factory=list)
     heal: int | None = None  # an event whose gap should be healed from the gateway
+    healed: set[int] = field(default_factory=set)  # at most one heal per event per job
 
 
-def process_events(ctx: WebhookContext, ids: Sequence[int], owner: str) -> dict[str, int]:
-    touched: list[Touched] = []
+def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
+    """Apply the events ``ids`` name (and every other workable event of their resources).
+    The caller keeps ``lease`` renewed. An exception while one resource is handled is
+    recorded on that resource's events (retried, then Failed) and the others go on."""
+    touched: list[Touched] = []  # resources leased: released at the end, whatever happens
     busy: list[tuple[str, str]] = []
+    failed: set[str | None] = set()
     try:
         for resource_type, resource_id in service.resources_of(ctx.db, ids):
-            obj = RESOURCE_TO_OBJECT.get(resource_type)
-            if obj is None or resource_id is None:
-                _finish_unlinked(ctx, resource_type, resource_id, owner)
-                continue
-            if not service.acquire_resource(ctx.db, obj, resource_id, owner,
-                                            ctx.settings.lease_seconds):
-                busy.append((resource_type, resource_id))
-                continue
             with log_context(resource=resource_id):
-                item = Touched(obj, resource_id)
-                touched.append(item)
-                _classify_resource(ctx, item, owner)
-                while item.heal is not None:
-                    heal_id, item.heal = item.heal, None
-                    _heal(ctx, item, heal_id, owner)
-                    _classify_resource(ctx, item, owner)
-        written = _write_crm(ctx, [t for t in touched if t.event_ids], owner)
+                try:
+                    _resource(ctx, resource_type, resource_id, lease, touched, busy)
+                except LeaseLost as exc:
+                    log.warning("lease not certain; resource left", extra={"error": str(exc)})
+                except Exception as exc:  # the job boundary for this resource's events
+                    _fail_resource(ctx, lease, exc, resource_type, resource_id)
+                    failed.add(resource_id)
+        written = _write_crm(ctx, [t for t in touched
+                                   if t.event_ids and t.gateway_id not in failed], lease)
     finally:
         for item in touched:
-            service.release_resource(ctx.db, item.obj, item.gateway_id, owner)
+            service.release_resource(ctx.db, item.obj, item.gateway_id, lease)
     if busy:
         service.retry_soon(ctx.db, ids, busy)
     return {"resources": len(touched), "written": written}
 
 
+def _resource(ctx: WebhookContext, resource_type: str, resource_id: str | None, lease: Lease,
+              touched: list[Touched], busy: list[tuple[str, str]]) -> None:
+    obj = RESOURCE_TO_OBJECT.get(resource_type)
+    if obj is None or resource_id is None:
+        _finish_unlinked(ctx, resource_type, resource_id, lease)
+        return
+    if not service.acquire_resource(ctx.db, obj, resource_id, lease):
+        busy.append((resource_type, resource_id))
+        return
+    item = Touched(obj, resource_id)
+    touched.append(item)
+    _classify_resource(ctx, item, lease)
+    while item.heal is not None:
+        heal_id, item.heal = item.heal, None
+        item.healed.add(heal_id)
+        _heal(ctx, item, heal_id, lease)
+        _classify_resource(ctx, item, lease)
+
+
+def _fail_resource(ctx: WebhookContext, lease: Lease, exc: Exception, resource_type: str,
+                   resource_id: str | None) -> None:
+    """The failed step's transaction (and the events' lease in it) was rolled back: take the
+    resource's events again, then record the exception on them."""
+    try:
+        with ctx.db.transaction() as session:
+            service.lease_resource_events(session, ctx.db, resource_type, resource_id, lease)
+    except Exception as again:  # noqa: BLE001 - the boundary itself must not throw
+        log.error("could not take the events back to record the error",
+                  extra={"error": str(again)})
+    _fail_events(ctx, lease, exc, where=sa.and_(WebhookEvent.resource_type == resource_type,
+                                                WebhookEvent.resource_id == resource_id))
+
+
+def _fail_events(ctx: WebhookContext, lease: Lease, exc: Exception,
+                 ids: list[int] | None = None, where: Any = None) -> None:
+    s = ctx.settings
+    failed = fail_held(ctx.db, WebhookEvent, lease, exc, stage="apply",
+                       schedule=s.retry_schedule, jitter=s.retry_jitter, ids=ids, where=where)
+    if failed and ctx.telemetry is not None:
+        ctx.telemetry.failed("webhook", {failed[0].resource_type: len(failed)})
+
+
 def _finish_unlinked(ctx: WebhookContext, resource_type: str, resource_id: str | None,
-                     owner: str) -> None:
+                     lease: Lease) -> None:
     """Events about resources with no CRM object (creditors...) are recorded and finished;
     events that name no resource cannot be applied and go to an admin."""
     with ctx.db.transaction() as session:
-        for ev in service.lease_resource_events(session, resource_type, resource_id, owner,
-                                                ctx.settings.lease_seconds):
+        for ev in service.lease_resource_events(session, ctx.db, resource_type, resource_id,
+                                                lease):
             if resource_id is None:
                 _record_failure(ctx, ev, stage="apply", transient=False,
                                         error=f"event links no {resource_type} resource",
@@ -105,14 +155,14 @@ def _finish_unlinked(ctx: WebhookContext, resource_type: str, resource_id: str |
                 _done(session, ev, ctx.settings)
 
 
-def _classify_resource(ctx: WebhookContext, item: Touched, owner: str) -> None:
+def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
     s = ctx.settings
     lifecycle = lifecycle_for(OBJECTS[item.obj].resource)
     now = utcnow()
     with ctx.db.transaction() as session:
         link = records.upsert_link(session, item.obj, crm_id=None, gateway_id=item.gateway_id)
-        events = service.lease_resource_events(session, OBJECTS[item.obj].resource,
-                                               item.gateway_id, owner, s.lease_seconds)
+        events = service.lease_resource_events(session, ctx.db, OBJECTS[item.obj].resource,
+                                               item.gateway_id, lease)
         waiting = [ev for ev in events if ev.stage != STAGE_APPLIED]
         item.event_ids.extend(ev.id for ev in events if ev.stage == STAGE_APPLIED
                               and ev.id not in item.event_ids)
@@ -127,13 +177,13 @@ def _classify_resource(ctx: WebhookContext, item: Touched, owner: str) -> None:
                         session, link, to_status if kind == "apply" else None,
                         source="webhook", cause=_cause(ev), event_id=ev.event_id,
                         event_time=ev.event_time, watermark=kind == "apply")
-                    ev.stage, ev.status = STAGE_APPLIED, "pending"
+                    transition(ev, PENDING, hold=True)
+                    ev.stage = STAGE_APPLIED
                     item.event_ids.append(ev.id)
                     waiting.remove(ev)
                     progress = progress or kind == "apply"
                 elif kind == "stale":
-                    ev.status = STALE
-                    rowqueue.requeue(ev, now)
+                    transition(ev, STALE, at=now)
                     waiting.remove(ev)
                 elif kind == "illegal":
                     _record_failure(ctx, ev, stage="apply", error=reason, transient=False,
@@ -143,18 +193,18 @@ def _classify_resource(ctx: WebhookContext, item: Touched, owner: str) -> None:
             due = ev.next_attempt_at <= now or ev.status != PARKED
             if due:
                 ev.attempts += 1
-                rowqueue.log_attempt(ev, {"stage": "apply", "outcome": "parked",
-                                          "error": ev.reason})
-            if due and ev.attempts >= s.heal_after and item.heal is None:
+            if (due and ev.attempts >= s.heal_after and item.heal is None
+                    and ev.id not in item.healed):
                 item.heal = ev.id
-            ev.status = PARKED
-            rowqueue.requeue(ev, ev.next_attempt_at if not due
-                             else now + timedelta(seconds=s.park_wait))
+            transition(ev, PARKED, at=ev.next_attempt_at if not due
+                       else now + timedelta(seconds=s.park_wait),
+                       entry={"stage": "apply", "outcome": "parked", "error": ev.reason}
+                       if due else None)
 
 
 def _record_failure(ctx: WebhookContext, ev: WebhookEvent, **kwargs: Any) -> str:
-    """rowqueue.record_failure, counting the events that become Failed (dashboard, metrics)."""
-    outcome = rowqueue.record_failure(ev, **kwargs)
+    """record_failure, counting the events that become Failed (dashboard, metrics)."""
+    outcome = record_failure(ev, **kwargs)
     if outcome == "failed" and ctx.telemetry is not None:
         ctx.telemetry.failed("webhook", {ev.resource_type: 1})
     return outcome
@@ -178,18 +228,23 @@ def _cause(ev: WebhookEvent) -> str:
     return f"{ev.action}: {cause}"[:200]
 
 
-def _heal(ctx: WebhookContext, item: Touched, event_row: int, owner: str) -> None:
+def _heal(ctx: WebhookContext, item: Touched, event_row: int, lease: Lease) -> None:
     """Waiting did not close the gap: ask the gateway where the resource is now."""
     resource = OBJECTS[item.obj].resource
     lifecycle = lifecycle_for(resource)
+    lease.ensure(ctx.db, ctx.settings.partner_call_budget)
     try:
         gateway_status = str(ctx.gateway.get(resource, item.gateway_id).get("status"))
     except PartnerError as exc:
         log.warning("could not heal from the gateway", extra={"error": str(exc)})
         return
     with ctx.db.transaction() as session:
+        if not service.holds_resource(session, item.obj, item.gateway_id, lease):
+            lease.drop("heal", event=event_row)
+            return
         link = records.upsert_link(session, item.obj, crm_id=None, gateway_id=item.gateway_id)
-        ev = session.get(WebhookEvent, event_row)  # guarded by the resource lease we hold
+        # A parked event is not leased itself; the resource lease just checked covers it.
+        ev = session.get(WebhookEvent, event_row)
         if ev is None or lifecycle is None:
             return
         target = lifecycle.status_for(ev.action)
@@ -200,9 +255,9 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, owner: str) -> Non
             for missing in route:  # the gateway's state proves these stages happened
                 records.record_transition(session, link, missing, source="heal",
                                           cause=f"missing event; gateway is {gateway_status}")
-            ev.status = "pending"
-            rowqueue.log_attempt(ev, {"stage": "heal", "outcome": "healed",
-                                      "error": f"filled {', '.join(route) or 'nothing'}"})
+            transition(ev, PENDING, hold=True)  # classified again in this job, leased then
+            log_attempt(ev, {"stage": "heal", "outcome": "healed",
+                             "error": f"filled {', '.join(route) or 'nothing'}"})
         else:
             _record_failure(
                 ctx, ev, stage="heal", transient=False, schedule=(), jitter=0,
@@ -210,7 +265,7 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, owner: str) -> Non
                       "confirm the missing stages")
 
 
-def _write_crm(ctx: WebhookContext, touched: list[Touched], owner: str) -> int:
+def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int:
     """One batched CRM write for every resource with applied events; then finish them."""
     if not touched:
         return 0
@@ -220,20 +275,27 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], owner: str) -> int:
     for item in touched:
         link = links.get((item.obj, item.gateway_id))
         crm_id = link.crm_id if link is not None else None
+        fields: dict[str, Any] = {}
         if not crm_id:
+            # Linked now: the record may have been found through the resource's
+            # metadata.crm_id (an insert whose answer was lost) and lack the gateway id.
+            fields[GATEWAY_ID_FIELD] = item.gateway_id
             try:
-                crm_id = ensure_crm_record(ctx.db, ctx.gateway, ctx.crm, item.obj,
-                                           item.gateway_id, labels, owner,
-                                           ctx.settings.lease_seconds)
+                crm_id = ensure_crm_record(ctx, item.obj, item.gateway_id, labels, lease)
+            except LeaseLost as exc:
+                log.warning("lease not certain; CRM record not made", extra={"error": str(exc)})
+                continue
             except PausedError as exc:  # the org's allocation: wait, spend no attempt
-                _crm_wait(ctx, item.event_ids, owner, str(exc), _paused_for(ctx, exc))
+                _crm_wait(ctx, item.event_ids, lease, str(exc), _paused_for(ctx, exc))
                 continue
             except PartnerError as exc:
-                _crm_failed(ctx, item.event_ids, owner, exc)
+                _crm_failed(ctx, item.event_ids, lease, exc)
+                continue
+            except Exception as exc:  # the job boundary for this resource's events
+                _fail_events(ctx, lease, exc, item.event_ids)
                 continue
             with ctx.db.transaction() as session:
                 link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
-        fields: dict[str, Any] = {}
         if link and link.status and OBJECTS[item.obj].has_status:
             fields[STATUS_FIELD] = status_label(link.status, labels)
         if link and link.last_event_id:
@@ -242,22 +304,27 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], owner: str) -> int:
     to_send = [(i, w) for i, w in writes if w.fields]
     done: list[int] = [e for i, w in writes if not w.fields for e in i.event_ids]
     try:
+        if to_send:
+            lease.ensure(ctx.db, ctx.settings.partner_call_budget)
         results = ctx.crm.update_many([w for _, w in to_send]) if to_send else []
+    except LeaseLost as exc:
+        log.warning("lease not certain; CRM write not made", extra={"error": str(exc)})
+        return _finish(ctx, done, lease)
     except PausedError as exc:  # the org's allocation (shared pause) or our pacing
-        _crm_wait(ctx, [e for i, _ in to_send for e in i.event_ids], owner, str(exc),
+        _crm_wait(ctx, [e for i, _ in to_send for e in i.event_ids], lease, str(exc),
                   _paused_for(ctx, exc))
-        return _finish(ctx, done, owner)
+        return _finish(ctx, done, lease)
     except PartnerError as exc:
-        _crm_failed(ctx, [e for i, _ in to_send for e in i.event_ids], owner, exc)
-        return _finish(ctx, done, owner)
+        _crm_failed(ctx, [e for i, _ in to_send for e in i.event_ids], lease, exc)
+        return _finish(ctx, done, lease)
     for (item, _), result in zip(to_send, results, strict=True):
         if result.ok:
             done.extend(item.event_ids)
         else:
             error = (TransientError if result.transient else PermanentError)(
                 f"Salesforce: {result.message}")
-            _crm_failed(ctx, item.event_ids, owner, error)
-    return _finish(ctx, done, owner)
+            _crm_failed(ctx, item.event_ids, lease, error)
+    return _finish(ctx, done, lease)
 
 
 def _paused_for(ctx: WebhookContext, exc: PausedError) -> float:
@@ -278,46 +345,48 @@ def _links_of(db: Database, touched: list[Touched]) -> dict[tuple[str, str], Any
     return found
 
 
-def _owned_events(session: Any, ids: Sequence[int], owner: str) -> list[WebhookEvent]:
-    """The given events this owner still holds, in one query."""
+def _owned_events(session: Any, ids: Sequence[int], lease: Lease) -> list[WebhookEvent]:
+    """The given events still held under ``lease``, in one query."""
     if not ids:
         return []
     return list(session.scalars(sa.select(WebhookEvent).where(
-        WebhookEvent.id.in_(list(ids)), WebhookEvent.lease_owner == owner)
+        WebhookEvent.id.in_(list(ids)), owned(WebhookEvent.__table__, lease))
         .order_by(WebhookEvent.id)))
 
 
-def _finish(ctx: WebhookContext, ids: list[int], owner: str) -> int:
+def _finish(ctx: WebhookContext, ids: list[int], lease: Lease) -> int:
     finished = []
     with ctx.db.transaction() as session:
-        for ev in _owned_events(session, ids, owner):
+        for ev in _owned_events(session, ids, lease):
             finished.append((ev.resource_type, ev.created_at))
             _done(session, ev, ctx.settings)
+    if len(finished) < len(ids):
+        lease.drop("finish", events=len(ids) - len(finished))
     if ctx.telemetry is not None:
         ctx.telemetry.processed("webhook", finished)
-    return len(ids)
+    return len(finished)
 
 
 def _done(session: Any, ev: WebhookEvent, settings: Settings) -> None:
     if settings.webhook_keep_applied > 0:
-        ev.status = APPLIED
-        rowqueue.requeue(ev, utcnow())
+        transition(ev, APPLIED)
     else:
+        transition(ev, DONE)
         session.delete(ev)
 
 
-def _crm_failed(ctx: WebhookContext, ids: list[int], owner: str, exc: PartnerError) -> None:
+def _crm_failed(ctx: WebhookContext, ids: list[int], lease: Lease, exc: PartnerError) -> None:
     s = ctx.settings
     with ctx.db.transaction() as session:
-        for ev in _owned_events(session, ids, owner):
+        for ev in _owned_events(session, ids, lease):
             _record_failure(
                 ctx, ev, stage="crm", error=str(exc), transient=isinstance(exc, TransientError),
                 schedule=s.retry_schedule, jitter=s.retry_jitter,
                 retry_after=getattr(exc, "retry_after", None), status=exc.status)
 
 
-def _crm_wait(ctx: WebhookContext, ids: list[int], owner: str, reason: str,
+def _crm_wait(ctx: WebhookContext, ids: list[int], lease: Lease, reason: str,
               seconds: float) -> None:
     with ctx.db.transaction() as session:
-        for ev in _owned_events(session, ids, owner):
-            rowqueue.record_wait(ev, stage="crm", reason=reason, seconds=seconds)
+        for ev in _owned_events(session, ids, lease):
+            record_wait(ev, stage="crm", reason=reason, seconds=seconds)

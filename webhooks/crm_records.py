@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from app.clients.errors import TransientError
-from app.clients.gateway import GatewayClient
-from app.clients.salesforce import SalesforceClient
-from app.db import Database
 from app.mapping import (
     GATEWAY_ID_FIELD,
     OBJECTS,
@@ -25,6 +22,7 @@ from app.mapping import (
 )
 from app.records import refs
 from app.records import service as records
+from app.workrows.leases import Lease, LeaseLost
 from webhooks import service
 
 INVERSE = {pounds_to_pence: pence_to_pounds}
@@ -53,51 +51,55 @@ def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
     return fields
 
 
-def ensure_crm_record(db: Database, gateway: GatewayClient, crm: SalesforceClient,
-                      obj_name: str, gateway_id: str, labels: dict[str, str], owner: str,
-                      lease_seconds: float, depth: int = 0) -> str:
+def ensure_crm_record(ctx: Any, obj_name: str, gateway_id: str, labels: dict[str, str],
+                      lease: Lease, depth: int = 0) -> str:
     """The CRM id of the record for this gateway resource, creating it (and parents) if new.
 
-    The caller holds the resource's lease; a parent is leased here while it is created, so
-    two jobs needing the same new parent never create it twice (the loser retries).
+    ``ctx`` is the webhook context (db, gateway, crm, settings). The caller holds the
+    resource's lease; a parent is leased here while it is created, so two jobs needing the
+    same new parent never create it twice (the loser retries).
     """
-    with db.transaction() as session:
+    with ctx.db.transaction() as session:
         link = records.find_link(session, obj_name, gateway_id=gateway_id)
         if link and link.crm_id:
             return link.crm_id
     if depth == 0:
-        return _create(db, gateway, crm, obj_name, gateway_id, labels, owner, lease_seconds,
-                       depth)
-    if not service.acquire_resource(db, obj_name, gateway_id, owner, lease_seconds):
+        return _create(ctx, obj_name, gateway_id, labels, lease, depth)
+    if not service.acquire_resource(ctx.db, obj_name, gateway_id, lease):
         raise TransientError(f"{obj_name} {gateway_id} is being created by another job")
     try:
-        return _create(db, gateway, crm, obj_name, gateway_id, labels, owner, lease_seconds,
-                       depth)
+        return _create(ctx, obj_name, gateway_id, labels, lease, depth)
     finally:
-        service.release_resource(db, obj_name, gateway_id, owner)
+        service.release_resource(ctx.db, obj_name, gateway_id, lease)
 
 
-def _create(db: Database, gateway: GatewayClient, crm: SalesforceClient, obj_name: str,
-            gateway_id: str, labels: dict[str, str], owner: str, lease_seconds: float,
+def _create(ctx: Any, obj_name: str, gateway_id: str, labels: dict[str, str], lease: Lease,
             depth: int) -> str:
-    with db.transaction() as session:
+    with ctx.db.transaction() as session:
         link = records.find_link(session, obj_name, gateway_id=gateway_id)
         if link and link.crm_id:  # created while we waited for the lease
             return link.crm_id
     obj = OBJECTS[obj_name]
-    resource = gateway.get(obj.resource, gateway_id)
-    crm_id = (resource.get("metadata") or {}).get("crm_id") or crm.find_id(
+    budget = ctx.settings.partner_call_budget
+    lease.ensure(ctx.db, budget)
+    resource = ctx.gateway.get(obj.resource, gateway_id)
+    lease.ensure(ctx.db, budget)
+    crm_id = (resource.get("metadata") or {}).get("crm_id") or ctx.crm.find_id(
         obj.sobject, GATEWAY_ID_FIELD, gateway_id)
     if not crm_id:
         fields = crm_fields_for(obj, resource, labels)
         for fm in obj.fields:
             parent_gateway_id = _path(resource, fm.gateway) if fm.link else None
             if parent_gateway_id and depth < MAX_DEPTH and fm.link:
-                fields[fm.crm] = ensure_crm_record(db, gateway, crm, fm.link,
-                                                   str(parent_gateway_id), labels, owner,
-                                                   lease_seconds, depth + 1)
-        crm_id = crm.create(obj.sobject, fields)
-    with db.transaction() as session:
+                fields[fm.crm] = ensure_crm_record(ctx, fm.link, str(parent_gateway_id),
+                                                   labels, lease, depth + 1)
+        lease.ensure(ctx.db, budget)
+        crm_id = ctx.crm.create(obj.sobject, fields)
+    with ctx.db.transaction() as session:
+        if not service.holds_resource(session, obj_name, gateway_id, lease):
+            # Another job holds the resource now; it finds this record by its gateway id.
+            lease.drop("crm record link", gateway_id=gateway_id)
+            raise LeaseLost(f"{obj_name} {gateway_id} was taken over while its record was made")
         records.upsert_link(session, obj_name, crm_id=str(crm_id), gateway_id=gateway_id)
         refs.note(session, obj_name, resource)
     return str(crm_id)

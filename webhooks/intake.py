@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE, enqueue, new_job_ids
+from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE, new_job_ids
 from app.clock import utcnow
 from app.records.models import StatusHistory
 from app.redaction import redact_value
 from app.runtime import Runtime
+from app.workrows.dispatch import enqueue_marked
 from webhooks.models import WebhookEvent
 
 SINGLE_EVENT_JOB = 1
@@ -73,8 +74,8 @@ def ingest(rt: Runtime, endpoint: str, raw: Sequence[dict[str, Any]],
     for row_id, job_id in stored:
         if job_id:
             assignments.setdefault(job_id, []).append(row_id)
-    enqueue(rt.redis, WEBHOOK_QUEUE, PROCESS_WEBHOOK_EVENTS, assignments,
-            timeout=rt.settings.job_timeout)
+    enqueue_marked(rt.redis, assignments, queue=WEBHOOK_QUEUE, func=PROCESS_WEBHOOK_EVENTS,
+                   timeout=rt.settings.job_timeout)
     return Ingested(stored=[i for i, _ in stored], duplicates=len(raw) - len(stored))
 
 

@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, JSONType, UTCDateTime
-from app.rowqueue import DISCARDED, FAILED, PENDING, WorkRow
+from app.workrows.rows import APPLIED, DISCARDED, FAILED, PARKED, PENDING, STALE, WorkRow
 
-PARKED, STALE, APPLIED = "parked", "stale", "applied"
 STATUSES = (PENDING, PARKED, STALE, FAILED, DISCARDED, APPLIED)
 WORKABLE = (PENDING, PARKED)
 STAGE_NEW, STAGE_APPLIED = "new", "applied"
@@ -26,6 +25,7 @@ STAGE_NEW, STAGE_APPLIED = "new", "applied"
 
 class WebhookEvent(WorkRow, Base):
     __tablename__ = "webhook_events"
+    kind = "webhook"
     __table_args__ = (
         sa.UniqueConstraint("event_id", name="uq_webhook_events_event_id"),
         sa.Index("ix_webhook_events_due", "status", "next_attempt_at"),

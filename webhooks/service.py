@@ -11,13 +11,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app import audit, rowqueue
-from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE, enqueue, new_job_ids
+from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE
 from app.clock import utcnow
 from app.db import Database
 from app.listing import ListFilter, conditions, page_query
 from app.records.models import RecordLink
 from app.runtime import Runtime
+from app.workrows import admin as row_admin
+from app.workrows import dispatch, leases
+from app.workrows.leases import Lease, owned
 from webhooks.models import FAILED, WORKABLE, WebhookEvent
 
 links = RecordLink.__table__
@@ -34,29 +36,30 @@ def resources_of(db: Database, ids: Sequence[int]) -> list[tuple[str, str | None
         return [(r[0], r[1]) for r in rows]
 
 
-def acquire_resource(db: Database, obj: str, gateway_id: str, owner: str,
-                     lease_seconds: float) -> bool:
+def acquire_resource(db: Database, obj: str, gateway_id: str, lease: Lease) -> bool:
     """Lease one resource (its link row, created if new). False when another job holds it."""
     now = utcnow()
     insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     with db.transaction() as session:
         session.execute(insert(links).values(object=obj, gateway_id=gateway_id, updated_at=now)
                         .on_conflict_do_nothing(index_elements=["object", "gateway_id"]))
-        got = session.execute(
-            sa.update(links).where(
-                links.c.object == obj, links.c.gateway_id == gateway_id,
-                sa.or_(links.c.lease_until.is_(None), links.c.lease_until < now,
-                       links.c.lease_owner == owner))
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(links.c.id)).first()
-    return got is not None
+        cond = sa.and_(links.c.object == obj, links.c.gateway_id == gateway_id,
+                       sa.or_(leases.free(links, now), owned(links, lease)))
+        return bool(leases.grant(session, db, links, cond, lease))
 
 
-def release_resource(db: Database, obj: str, gateway_id: str, owner: str) -> None:
+def holds_resource(session: Session, obj: str, gateway_id: str, lease: Lease) -> bool:
+    """Whether ``lease`` still holds the resource (checked before writing what a partner
+    call returned)."""
+    return session.scalar(sa.select(sa.func.count()).select_from(links).where(
+        links.c.object == obj, links.c.gateway_id == gateway_id, owned(links, lease))) > 0
+
+
+def release_resource(db: Database, obj: str, gateway_id: str, lease: Lease) -> None:
     with db.transaction() as session:
         session.execute(sa.update(links).where(
             links.c.object == obj, links.c.gateway_id == gateway_id,
-            links.c.lease_owner == owner).values(lease_owner=None, lease_until=None))
+            owned(links, lease)).values(lease_owner=None, lease_until=None))
 
 
 def retry_soon(db: Database, ids: Sequence[int], resources: Sequence[tuple[str, str]],
@@ -72,21 +75,19 @@ def retry_soon(db: Database, ids: Sequence[int], resources: Sequence[tuple[str, 
                     job_id=None))
 
 
-def lease_resource_events(session: Session, resource_type: str, resource_id: str | None,
-                          owner: str, lease_seconds: float) -> list[WebhookEvent]:
+def lease_resource_events(session: Session, db: Database, resource_type: str,
+                          resource_id: str | None, lease: Lease) -> list[WebhookEvent]:
     """Every workable event of the resource, oldest first: parked ones too, whatever their
     next look, because an event applied now may be exactly what they wait for."""
     now = utcnow()
-    session.execute(sa.update(events).where(
+    leases.grant(session, db, events, sa.and_(
         events.c.resource_type == resource_type, events.c.resource_id == resource_id,
-        events.c.status.in_(WORKABLE),
-        sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now,
-               events.c.lease_owner == owner))
-        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
+        events.c.status.in_(WORKABLE), sa.or_(leases.free(events, now), owned(events, lease))),
+        lease)
     return list(session.scalars(
         sa.select(WebhookEvent).where(WebhookEvent.resource_type == resource_type,
                                       WebhookEvent.resource_id == resource_id,
-                                      WebhookEvent.lease_owner == owner)
+                                      owned(events, lease))
         .order_by(WebhookEvent.event_time, WebhookEvent.event_id)))
 
 
@@ -94,7 +95,7 @@ def find_dispatchable(db: Database, *, limit: int, redispatch_after: float) -> l
     now = utcnow()
     cond = sa.and_(events.c.status.in_(WORKABLE), events.c.next_attempt_at <= now,
                    sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now),
-                   rowqueue.dispatchable(WebhookEvent, now, redispatch_after))
+                   dispatch.dispatchable(events, now, redispatch_after))
     with db.transaction() as session:
         return list(session.execute(
             sa.select(events.c.id, events.c.job_id, events.c.dispatched_at,
@@ -135,26 +136,20 @@ def reprocess(rt: Runtime, *, ids: Sequence[int] | None = None,
         query = query.where(WebhookEvent.id.in_(list(ids)))
     if resource_type:
         query = query.where(WebhookEvent.resource_type == resource_type)
-    with rt.db.transaction() as session:
-        done = rowqueue.reprocess(session, query, actor)
-        audit.record_many(session, actor=actor, action="reprocess", target_type=AUDIT_TARGET,
-                          target_ids=done, before={"status": FAILED},
-                          after={"status": "pending"})
-    if done:
-        job_id = new_job_ids(1, 1)[0]
-        rowqueue.mark_dispatched(rt.db, WebhookEvent, {job_id: done})
-        enqueue(rt.redis, WEBHOOK_QUEUE, PROCESS_WEBHOOK_EVENTS, {job_id: done},
-                timeout=rt.settings.job_timeout)
+    done = row_admin.reprocess(rt.db, query, actor=actor, target_type=AUDIT_TARGET)
+    dispatch.hand_out(rt.db, rt.redis, events, done, queue=WEBHOOK_QUEUE,
+                      func=PROCESS_WEBHOOK_EVENTS, batch_size=rt.settings.batch_size,
+                      timeout=rt.settings.job_timeout)
     return done
 
 
 def discard(db: Database, row_id: int, reason: str, actor: str = "admin") -> WebhookEvent | None:
-    return rowqueue.discard_one(db, WebhookEvent, row_id, reason, actor, AUDIT_TARGET)
+    return row_admin.discard_one(db, WebhookEvent, row_id, reason, actor, AUDIT_TARGET)
 
 
 def discard_many(db: Database, ids: Sequence[int], reason: str, actor: str) -> list[int]:
-    return rowqueue.discard_many(db, WebhookEvent, ids, reason, actor, AUDIT_TARGET)
+    return row_admin.discard_many(db, WebhookEvent, ids, reason, actor, AUDIT_TARGET)
 
 
 def counts_by_status(db: Database) -> dict[str, int]:
-    return rowqueue.counts_by_status(db, WebhookEvent)
+    return row_admin.counts_by_status(db, WebhookEvent)

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 import sqlalchemy.exc
@@ -40,17 +41,31 @@ def _every(name: str, seconds: float) -> bool:
     return True
 
 
+def _step(name: str, fn: Callable[[], int | None]) -> int:
+    """One duty of a tick. Whatever it raises is logged and the other duties still run: the
+    clock is what keeps every queue moving, so no single failure may stop it."""
+    try:
+        return fn() or 0
+    except (redis.RedisError, sqlalchemy.exc.OperationalError) as exc:
+        # Redis or the database restarting: keep beating, reconnect on the next tick.
+        log.warning("clock step failed; will retry", extra={"step": name, "error": str(exc)})
+    except PartnerError as exc:
+        log.warning("clock step could not reach a partner",
+                    extra={"step": name, "error": str(exc)})
+    except Exception:
+        log.exception("clock step failed unexpectedly; will retry", extra={"step": name})
+    return 0
+
+
 def tick(rt: Runtime) -> int:
-    dispatched = dispatch_api(rt) + dispatch_webhooks(rt)
+    dispatched = _step("dispatch_api", lambda: dispatch_api(rt))
+    dispatched += _step("dispatch_webhooks", lambda: dispatch_webhooks(rt))
     if _every("prune", PRUNE_EVERY):
-        service.prune_archive(rt.db, rt.settings.archive_retention)
+        _step("prune", lambda: service.prune_archive(rt.db, rt.settings.archive_retention))
     if _every("catchup", rt.settings.catchup_interval):
-        try:
-            catch_up(rt)
-        except PartnerError as exc:
-            log.warning("catch-up could not reach the gateway", extra={"error": str(exc)})
+        _step("catchup", lambda: catch_up(rt))
     if _every("console", rt.settings.alert_interval):
-        upkeep(rt)
+        _step("console", lambda: upkeep(rt))
     with contextlib.suppress(redis.RedisError):
         # Outlives the beat even in scheduled mode, so "clock alive" does not flap.
         beat = max(rt.settings.dispatch_interval, rt.settings.schedule_interval
@@ -71,10 +86,6 @@ def run() -> None:
                 else settings.schedule_interval)
     log.info("clock starting", extra={"mode": settings.api_queue_mode, "interval_s": interval})
     while not stop.is_set():
-        try:
-            tick(rt)
-        except (redis.RedisError, sqlalchemy.exc.OperationalError) as exc:
-            # Redis or the database restarting: keep beating, reconnect on the next tick.
-            log.warning("dispatch tick failed; will retry", extra={"error": str(exc)})
+        tick(rt)
         stop.wait(interval)
     log.info("clock stopped")

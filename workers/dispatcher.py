@@ -10,19 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from app import rowqueue
 from app.background import (
     API_QUEUE,
     PROCESS_API_ITEMS,
     PROCESS_WEBHOOK_EVENTS,
     WEBHOOK_QUEUE,
     alive_jobs,
-    chunk,
-    enqueue,
-    new_job_ids,
 )
 from app.runtime import Runtime
+from app.workrows.dispatch import hand_out
 from queues import service
+from queues.models import QueueItem
 from webhooks import service as webhook_service
 from webhooks.models import WebhookEvent
 
@@ -39,14 +37,11 @@ def dispatch_api(rt: Runtime, *, records: Iterable[tuple[str, str]] | None = Non
     maybe_held = {r.job_id for r in rows if r.dispatched and not r.lease_expired and r.job_id}
     alive = alive_jobs(rt.redis, maybe_held)
     ids = [r.id for r in rows if r.lease_expired or r.job_id not in alive]
-    if not ids:
-        return 0
-    chunks = chunk(ids, s.batch_size)
-    assignments = dict(zip(new_job_ids(len(ids), s.batch_size), chunks, strict=True))
-    service.mark_dispatched(rt.db, assignments)
-    enqueue(rt.redis, API_QUEUE, PROCESS_API_ITEMS, assignments, timeout=s.job_timeout)
-    log.info("dispatched", extra={"items": len(ids), "jobs": len(assignments)})
-    return len(ids)
+    handed = hand_out(rt.db, rt.redis, QueueItem.__table__, ids, queue=API_QUEUE,
+                      func=PROCESS_API_ITEMS, batch_size=s.batch_size, timeout=s.job_timeout)
+    if handed:
+        log.info("dispatched", extra={"items": handed})
+    return handed
 
 
 def wake_api_records(rt: Runtime, records: set[tuple[str, str]]) -> None:
@@ -64,12 +59,9 @@ def dispatch_webhooks(rt: Runtime) -> int:
                   if r.dispatched_at is not None and r.lease_owner is None and r.job_id}
     alive = alive_jobs(rt.redis, maybe_held)
     ids = [r.id for r in rows if r.lease_owner is not None or r.job_id not in alive]
-    if not ids:
-        return 0
-    assignments = dict(zip(new_job_ids(len(ids), s.batch_size), chunk(ids, s.batch_size),
-                           strict=True))
-    rowqueue.mark_dispatched(rt.db, WebhookEvent, assignments)
-    enqueue(rt.redis, WEBHOOK_QUEUE, PROCESS_WEBHOOK_EVENTS, assignments,
-            timeout=s.job_timeout)
-    log.info("dispatched webhook events", extra={"events": len(ids)})
-    return len(ids)
+    handed = hand_out(rt.db, rt.redis, WebhookEvent.__table__, ids, queue=WEBHOOK_QUEUE,
+                      func=PROCESS_WEBHOOK_EVENTS, batch_size=s.batch_size,
+                      timeout=s.job_timeout)
+    if handed:
+        log.info("dispatched webhook events", extra={"events": handed})
+    return handed

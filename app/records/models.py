@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
-from app.db import Base, BigId, UTCDateTime
+from app.db import Base, BigId, JSONType, UTCDateTime
 
 
 class RecordLink(Base):
@@ -31,6 +31,11 @@ class RecordLink(Base):
     # ever apply events of one resource at once.
     lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # CRM field -> digest of the value last sent to the gateway successfully: an update sends
+    # every field whose value differs, so one lost or discarded update is never left behind.
+    # Digests, not values: nothing of the record is copied here.
+    sent_digests: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -174,6 +174,8 @@ def create_app(config: GatewayConfig | None = None, *, start_threads: bool = Tru
     def before() -> None:
         g.request_id = random_code(14)
         if _is_api():
+            g.log_entry = simulator.stats.begin(request.method, request.path,
+                                                request.headers.get("Idempotency-Key"))
             _guard(simulator)
 
     @app.after_request
@@ -186,6 +188,7 @@ def create_app(config: GatewayConfig | None = None, *, start_threads: bool = Tru
             for name, value in rate_headers.items():
                 response.headers.setdefault(name, value)
         simulator.stats.record(request.method, _template(), response.status_code)
+        simulator.stats.end(g.pop("log_entry", None), response.status_code)
         return response
 
     @app.errorhandler(ApiError)

@@ -112,6 +112,12 @@ def stats() -> Response:
     return jsonify(sim().stats_snapshot())
 
 
+@bp.get("/requests")
+def requests_log() -> Response:
+    """The API request log (``?path=/customers`` filters by path prefix)."""
+    return jsonify(sim().stats.log(request.args.get("path", "")))
+
+
 def _resource_type(name: str) -> str:
     if name not in RESOURCE_TYPES:
         raise bad_request("resource type must be one of " + ", ".join(RESOURCE_TYPES))

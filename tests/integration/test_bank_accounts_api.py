@@ -39,6 +39,7 @@ from sim.gateway import GatewayConfig
 from sim.gateway import create_app as gateway_app
 from sim.salesforce import SimConfig, start_in_thread
 from tests.conftest import fast_settings
+from tests.leases import held
 from workers.context import queue_context
 
 GATEWAY_TOKEN = "bank-accounts-test-token"
@@ -141,8 +142,8 @@ def run_queue(rt: Runtime) -> None:
     with rt.db.transaction() as session:
         ids = list(session.scalars(sa.select(QueueItem.id)))
     owner = f"test-{uuid.uuid4().hex[:6]}"
-    claimed = queue_service.claim(rt.db, ids, owner, 30)
-    process_batch(queue_context(rt), claimed, owner)
+    claimed = queue_service.claim(rt.db, ids, held(rt, owner, 30))
+    process_batch(queue_context(rt), claimed, held(rt, owner))
 
 
 # --- the happy path ---------------------------------------------------------------------------

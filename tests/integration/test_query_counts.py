@@ -25,6 +25,7 @@ from sim.gateway import GatewayConfig
 from sim.gateway import create_app as gateway_app
 from sim.salesforce import SimConfig, start_in_thread
 from tests.conftest import clean
+from tests.leases import held
 from webhooks import intake
 
 # The batch's rows and links are read up front in a few queries. Then per item one short
@@ -92,16 +93,16 @@ def contacts(rt: Runtime, n: int, prefix: str) -> list[dict[str, Any]]:
 def run_batch(rt: Runtime, counter: QueryCounter, items: list[Any],
               owner: str) -> tuple[int, int]:
     """(queries of the gateway steps, queries of the write-back) for one batch."""
-    ids = service.claim(rt.db, [i.id for i in items], owner, 60)
+    ids = service.claim(rt.db, [i.id for i in items], held(rt, owner, 60))
     assert len(ids) == len(items)
     ctx = processor.QueueContext(settings=rt.settings, db=rt.db, gateway=rt.gateway,
                                  crm=rt.crm, pause=rt.crm_pause)
     counter.take()
-    plans = processor.plan_batch(ctx, ids, owner)  # what process_batch does
-    assert all(processor.gateway_step(ctx, item_id, owner, plans.get(item_id))
+    plans = processor.plan_batch(ctx, ids, held(rt, owner))  # what process_batch does
+    assert all(processor.gateway_step(ctx, item_id, held(rt, owner), plans.get(item_id))
                for item_id in ids)
     steps = len(counter.take())
-    assert processor.write_back(ctx, ids, owner) == len(items)
+    assert processor.write_back(ctx, ids, held(rt, owner)) == len(items)
     return steps, len(counter.take())
 
 

@@ -11,8 +11,10 @@ from rq import Queue
 
 from app.background import API_QUEUE
 from app.runtime import Runtime
+from app.workrows.states import record_failure
 from queues import service
 from queues.models import FAILED, QueueItem
+from tests.leases import held
 
 
 def change(n: int = 1, **over: Any) -> dict[str, Any]:
@@ -99,10 +101,10 @@ def test_bank_details_are_refused_while_the_setting_is_off(
 
 def _fail(rt: Runtime, item_id: int, error: str = "payments: amount must be positive") -> None:
     owner = "test-owner"
-    assert service.claim(rt.db, [item_id], owner, 30) == [item_id]
+    assert service.claim(rt.db, [item_id], held(rt, owner, 30)) == [item_id]
     with rt.db.transaction() as session:
-        item = service.load_owned(session, item_id, owner)
-        service.record_failure(session, item, stage="gateway", error=error, transient=False,
+        item = service.load_owned(session, item_id, held(rt, owner))
+        record_failure(item, stage="gateway", error=error, transient=False,
                                schedule=(1.0,), jitter=0)
 
 

@@ -8,7 +8,9 @@ from rq import Queue
 
 from app.background import API_QUEUE
 from app.runtime import Runtime
+from app.workrows.states import record_failure
 from queues import service
+from tests.leases import held
 from workers.dispatcher import dispatch_api
 
 
@@ -22,36 +24,36 @@ def test_only_the_first_row_of_a_record_can_be_claimed(rt: Runtime) -> None:
     items = service.accept_changes(rt.db, changes("003A", "insert", "update", "update")
                                    + changes("003B", "insert"))
     ids = [i.id for i in items]
-    assert service.claim(rt.db, ids, "w1", 30) == [ids[0], ids[3]]
+    assert service.claim(rt.db, ids, held(rt, "w1", 30)) == [ids[0], ids[3]]
     # A second claimer gets nothing while the leases hold.
-    assert service.claim(rt.db, ids, "w2", 30) == []
+    assert service.claim(rt.db, ids, held(rt, "w2", 30)) == []
     with rt.db.transaction() as session:
-        service.complete(session, [ids[0]], "w1")
-    assert service.claim(rt.db, ids, "w2", 30) == [ids[1]]
+        service.complete(session, [ids[0]], held(rt, "w1"))
+    assert service.claim(rt.db, ids, held(rt, "w2", 30)) == [ids[1]]
 
 
 def test_a_failed_row_holds_back_later_rows_until_discarded(rt: Runtime) -> None:
     first, second = (i.id for i in service.accept_changes(
         rt.db, changes("003C", "insert", "update")))
-    assert service.claim(rt.db, [first, second], "w", 30) == [first]
+    assert service.claim(rt.db, [first, second], held(rt, "w", 30)) == [first]
     with rt.db.transaction() as session:
-        item = service.load_owned(session, first, "w")
-        service.record_failure(session, item, stage="gateway", error="bad", transient=False,
+        item = service.load_owned(session, first, held(rt, "w"))
+        record_failure(item, stage="gateway", error="bad", transient=False,
                                schedule=(1.0,), jitter=0)
-    assert service.claim(rt.db, [second], "w", 30) == []
+    assert service.claim(rt.db, [second], held(rt, "w", 30)) == []
     service.discard(rt.db, first, "not needed")
-    assert service.claim(rt.db, [second], "w", 30) == [second]
+    assert service.claim(rt.db, [second], held(rt, "w", 30)) == [second]
 
 
 def test_an_expired_lease_lets_another_worker_take_the_row(rt: Runtime) -> None:
     (item,) = service.accept_changes(rt.db, changes("003D", "insert"))
-    assert service.claim(rt.db, [item.id], "dead-worker", 0.2) == [item.id]
-    assert service.claim(rt.db, [item.id], "w2", 30) == []
+    assert service.claim(rt.db, [item.id], held(rt, "dead-worker", 0.2)) == [item.id]
+    assert service.claim(rt.db, [item.id], held(rt, "w2", 30)) == []
     time.sleep(0.3)
-    assert service.claim(rt.db, [item.id], "w2", 30) == [item.id]
+    assert service.claim(rt.db, [item.id], held(rt, "w2", 30)) == [item.id]
     # The dead worker can no longer write an outcome.
     with rt.db.transaction() as session:
-        assert service.load_owned(session, item.id, "dead-worker") is None
+        assert service.load_owned(session, item.id, held(rt, "dead-worker")) is None
 
 
 def test_transient_failures_escalate_then_fail(rt: Runtime) -> None:
@@ -59,11 +61,11 @@ def test_transient_failures_escalate_then_fail(rt: Runtime) -> None:
     outcomes = []
     for _ in range(3):
         time.sleep(0.05)
-        assert service.claim(rt.db, [item.id], "w", 30) == [item.id], outcomes
+        assert service.claim(rt.db, [item.id], held(rt, "w", 30)) == [item.id], outcomes
         with rt.db.transaction() as session:
-            row = service.load_owned(session, item.id, "w")
-            outcomes.append(service.record_failure(
-                session, row, stage="gateway", error="HTTP 503", transient=True,
+            row = service.load_owned(session, item.id, held(rt, "w"))
+            outcomes.append(record_failure(
+                row, stage="gateway", error="HTTP 503", transient=True,
                 schedule=(0.01, 0.02), jitter=0, status=503))
     assert outcomes == ["retry", "retry", "failed"]
     row = service.get_item(rt.db, item.id)
@@ -91,10 +93,10 @@ def test_rows_survive_a_redis_flush_and_are_dispatched_again(rt: Runtime) -> Non
 
 def test_reprocess_gives_a_fresh_set_of_retries(rt: Runtime) -> None:
     (item,) = service.accept_changes(rt.db, changes("003H", "insert"))
-    service.claim(rt.db, [item.id], "w", 30)
+    service.claim(rt.db, [item.id], held(rt, "w", 30))
     with rt.db.transaction() as session:
-        row = service.load_owned(session, item.id, "w")
-        service.record_failure(session, row, stage="gateway", error="x", transient=False,
+        row = service.load_owned(session, item.id, held(rt, "w"))
+        record_failure(row, stage="gateway", error="x", transient=False,
                                schedule=(1.0,), jitter=0)
     assert service.reprocess(rt.db, ids=[item.id]) == [item.id]
     row = service.get_item(rt.db, item.id)
@@ -104,11 +106,12 @@ def test_reprocess_gives_a_fresh_set_of_retries(rt: Runtime) -> None:
 
 def test_ids_are_never_reused_after_rows_finish(rt: Runtime) -> None:
     (first,) = service.accept_changes(rt.db, changes("003I", "insert"))
-    assert service.claim(rt.db, [first.id], "w", 30) == [first.id]
+    assert service.claim(rt.db, [first.id], held(rt, "w", 30)) == [first.id]
     with rt.db.transaction() as session:
-        assert service.complete(session, [first.id], "w") == 1  # table now empty, row archived
+        # the table is now empty, the row archived
+        assert service.complete(session, [first.id], held(rt, "w")) == 1
     (second,) = service.accept_changes(rt.db, changes("003J", "insert"))
     assert second.id > first.id
-    assert service.claim(rt.db, [second.id], "w", 30) == [second.id]
+    assert service.claim(rt.db, [second.id], held(rt, "w", 30)) == [second.id]
     with rt.db.transaction() as session:
-        assert service.complete(session, [second.id], "w") == 1  # no clash in the archive
+        assert service.complete(session, [second.id], held(rt, "w")) == 1  # no clash in the archive

@@ -6,8 +6,6 @@ Events are crafted here (ids and times chosen) and stored through the real intak
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,13 +13,10 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from app.records import service as records
 from app.runtime import Runtime
-from sim.gateway import GatewayConfig
-from sim.gateway import create_app as gateway_app
-from sim.salesforce import SimConfig, start_in_thread
+from tests.leases import held
 from webhooks import intake
 from webhooks.apply import WebhookContext, process_events
 from webhooks.models import WebhookEvent
@@ -31,18 +26,9 @@ T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def partners(rt: Runtime) -> Iterator[tuple[Runtime, str, str]]:
-    gw = make_server("127.0.0.1", 0, gateway_app(GatewayConfig(port=0, webhook_url="")),
-                     threaded=True)
-    threading.Thread(target=gw.serve_forever, daemon=True).start()
-    sf_url, ca, stop = start_in_thread(SimConfig(port=0))
-    gw_url = f"http://127.0.0.1:{gw.server_port}"
-    runtime = Runtime(replace(rt.settings, gateway_url=gw_url, salesforce_login_url=sf_url,
-                              salesforce_ca_bundle=ca, park_wait=0.0, heal_after=2))
-    yield runtime, gw_url, sf_url
-    stop()
-    gw.shutdown()
-    runtime.db.dispose()
+def partners(emulators: tuple[Runtime, str, str]) -> tuple[Runtime, str, str]:
+    rt, gw_url, sf_url = emulators
+    return Runtime(replace(rt.settings, park_wait=0.0, heal_after=2)), gw_url, sf_url
 
 
 def ctx(rt: Runtime) -> WebhookContext:
@@ -98,12 +84,12 @@ def test_out_of_order_events_park_then_wake_and_apply_in_order(partners) -> None
     rt, gw, sf = partners
     pay = gateway_payment(gw)
     ids = deliver(rt, pay, ("EV3", "confirmed", 3), ("EV1", "created", 1))
-    process_events(ctx(rt), ids, "job-a")
+    process_events(ctx(rt), ids, held(rt, "job-a"))
     assert statuses(rt, pay) == ["pending_submission"]
     assert rows(rt)["EV3"][0] == "parked"
     assert "skips submitted" in rows(rt)["EV3"][1]
     # The missing event arrives: the parked one is woken in the same pass.
-    process_events(ctx(rt), deliver(rt, pay, ("EV2", "submitted", 2)), "job-b")
+    process_events(ctx(rt), deliver(rt, pay, ("EV2", "submitted", 2)), held(rt, "job-b"))
     assert statuses(rt, pay) == ["pending_submission", "submitted", "confirmed"]
     assert rows(rt) == {}  # applied events are deleted; history stays
     record = crm_payment(rt, sf)
@@ -115,8 +101,8 @@ def test_an_older_event_after_a_newer_one_is_stale_and_kept(partners) -> None:
     rt, gw, _ = partners
     pay = gateway_payment(gw)
     process_events(ctx(rt), deliver(rt, pay, ("EV1", "created", 1), ("EV2", "submitted", 2),
-                                    ("EV4", "failed", 4)), "job-a")
-    process_events(ctx(rt), deliver(rt, pay, ("EV3", "confirmed", 3)), "job-b")
+                                    ("EV4", "failed", 4)), held(rt, "job-a"))
+    process_events(ctx(rt), deliver(rt, pay, ("EV3", "confirmed", 3)), held(rt, "job-b"))
     assert statuses(rt, pay) == ["pending_submission", "submitted", "failed"]
     status, reason = rows(rt)["EV3"]
     assert status == "stale" and "older than the last applied event EV4" in reason
@@ -128,7 +114,7 @@ def test_late_failure_and_chargeback_reversal_are_legal(partners) -> None:
     process_events(ctx(rt), deliver(
         rt, pay, ("EV1", "created", 1), ("EV2", "submitted", 2), ("EV3", "confirmed", 3),
         ("EV4", "paid_out", 4), ("EV5", "charged_back", 5), ("EV6", "chargeback_cancelled", 6)),
-        "job-a")
+        held(rt, "job-a"))
     assert statuses(rt, pay) == ["pending_submission", "submitted", "confirmed", "paid_out",
                                  "charged_back", "paid_out"]
 
@@ -137,7 +123,7 @@ def test_an_impossible_move_fails_for_an_admin(partners) -> None:
     rt, gw, _ = partners
     pay = gateway_payment(gw)
     process_events(ctx(rt), deliver(rt, pay, ("EV1", "created", 1), ("EV2", "cancelled", 2),
-                                    ("EV3", "confirmed", 3)), "job-a")
+                                    ("EV3", "confirmed", 3)), held(rt, "job-a"))
     status, reason = rows(rt)["EV3"]
     assert status == "failed" and "cannot become confirmed" in reason
     assert statuses(rt, pay) == ["pending_submission", "cancelled"]
@@ -150,7 +136,7 @@ def test_a_gap_that_waiting_does_not_close_is_healed_from_the_gateway(partners) 
                                              "to": "confirmed"}, timeout=10).raise_for_status()
     ids = deliver(rt, pay, ("EV1", "created", 1), ("EV3", "confirmed", 3))  # EV2 never comes
     for n in range(3):
-        process_events(ctx(rt), ids, f"job-{n}")
+        process_events(ctx(rt), ids, held(rt, f"job-{n}"))
     assert statuses(rt, pay) == ["pending_submission", "submitted", "confirmed"]
     with rt.db.transaction() as session:
         _, entries = records.history(session, "Payment", pay)
@@ -164,7 +150,7 @@ def test_a_gap_the_gateway_contradicts_fails_instead_of_guessing(partners) -> No
     pay = gateway_payment(gw)  # still pending_submission at the gateway
     ids = deliver(rt, pay, ("EV1", "created", 1), ("EV3", "confirmed", 3))
     for n in range(3):
-        process_events(ctx(rt), ids, f"job-{n}")
+        process_events(ctx(rt), ids, held(rt, f"job-{n}"))
     status, _ = rows(rt)["EV3"]
     assert status == "failed"
     assert statuses(rt, pay) == ["pending_submission"]
@@ -173,7 +159,7 @@ def test_a_gap_the_gateway_contradicts_fails_instead_of_guessing(partners) -> No
 def test_duplicate_delivery_is_applied_once(partners) -> None:
     rt, gw, _ = partners
     pay = gateway_payment(gw)
-    process_events(ctx(rt), deliver(rt, pay, ("EV1", "created", 1)), "job-a")
+    process_events(ctx(rt), deliver(rt, pay, ("EV1", "created", 1)), held(rt, "job-a"))
     assert deliver(rt, pay, ("EV1", "created", 1)) == []  # known from the history
     assert statuses(rt, pay) == ["pending_submission"]
 

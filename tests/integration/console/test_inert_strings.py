@@ -6,9 +6,11 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from app.runtime import Runtime
+from app.workrows.states import record_failure
 from queues import service
 from queues.models import QueueItem
 from tests.integration.console.support import Console
+from tests.leases import held
 
 HOSTILE = {
     "LastName": "Robert'); DROP TABLE api_queue_items;--",
@@ -25,10 +27,10 @@ def test_hostile_strings_round_trip_exactly_and_render_escaped(
         "fields": HOSTILE}]})
     assert resp.status_code == 202
     item_id = resp.get_json()["items"][0]["id"]
-    assert service.claim(rt.db, [item_id], "w", 30) == [item_id]
+    assert service.claim(rt.db, [item_id], held(rt, "w", 30)) == [item_id]
     with rt.db.transaction() as session:
-        item = service.load_owned(session, item_id, "w")
-        service.record_failure(session, item, stage="gateway", transient=False, schedule=(),
+        item = service.load_owned(session, item_id, held(rt, "w"))
+        record_failure(item, stage="gateway", transient=False, schedule=(),
                                jitter=0, error=f"rejected {HOSTILE['FirstName']}")
 
     detail = client.get(f"/api/v1/queue-items/{item_id}", headers=admin_headers).get_json()
