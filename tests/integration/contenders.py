@@ -20,6 +20,7 @@ from collections import Counter
 import sqlalchemy as sa
 
 from app.runtime import Runtime
+from app.workrows.dispatch import mark_dispatched
 from queues.models import QueueItem
 from workers.context import runtime
 from workers.dispatcher import dispatch_api
@@ -43,8 +44,14 @@ def main(role: str, arg: str) -> None:
     while time.monotonic() < deadline:
         if role == "storm":
             totals["dispatched"] += dispatch_api(rt, redispatch_after=0)
-            if not _pending(rt, 1):
+            # Offer every pending row, held or not, as a racing dispatcher would: marking
+            # must refuse the ones a live job holds.
+            offered = _pending(rt, 10_000)
+            if not offered:
                 break
+            marked = mark_dispatched(rt.db, QueueItem.__table__, {"pb-storm": offered})
+            totals["offered"] += len(offered)
+            totals["refused_held"] += len(offered) - sum(len(v) for v in marked.values())
             continue
         ids = _pending(rt, 40)
         if not ids:
