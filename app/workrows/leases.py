@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
@@ -86,13 +87,14 @@ class Lease:
 
 def new_lease(db: Database, label: str, seconds: float) -> Lease:
     """A lease for one job run, with the next fencing token."""
+    # One atomic upsert: jobs starting together never collide, even before the counter row
+    # exists (a database emptied by hand, or made without the migration's seed row).
+    insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)(LeaseCounter)
+    stmt = insert.values(name=COUNTER, value=1).on_conflict_do_update(
+        index_elements=[LeaseCounter.name], set_={"value": LeaseCounter.value + 1},
+    ).returning(LeaseCounter.value)
     with db.transaction() as session:
-        token = session.execute(
-            sa.update(LeaseCounter).where(LeaseCounter.name == COUNTER)
-            .values(value=LeaseCounter.value + 1).returning(LeaseCounter.value)).scalar()
-        if token is None:  # a database made without the migration's seed row
-            session.add(LeaseCounter(name=COUNTER, value=1))
-            token = 1
+        token = session.execute(stmt).scalar_one()
     return Lease(owner=f"{label[:40]}:{uuid.uuid4().hex[:8]}", token=int(token),
                  seconds=seconds)
 

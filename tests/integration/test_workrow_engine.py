@@ -5,6 +5,7 @@ Real database and Redis; where a partner is needed, the emulators run in threads
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from app.records import service as records
 from app.runtime import Runtime
 from app.workrows import dispatch
-from app.workrows.leases import Heartbeat, new_lease
+from app.workrows.leases import Heartbeat, LeaseCounter, new_lease
 from queues import service
 from queues.models import QueueItem
 from webhooks import intake
@@ -59,6 +60,30 @@ def test_tokens_grow_and_a_late_result_after_a_takeover_is_dropped(rt: Runtime) 
         assert service.load_owned(session, item.id, old) is None
         row = session.get(QueueItem, item.id)
         assert (row.lease_token, row.lease_owner) == (new.token, new.owner)
+
+
+def test_tokens_are_unique_when_many_jobs_start_at_once_on_a_new_counter(rt: Runtime) -> None:
+    """Jobs starting together, even before the counter row exists, each get their own token."""
+    with rt.db.transaction() as session:
+        session.execute(sa.delete(LeaseCounter))
+    start = threading.Barrier(8)
+    tokens: list[int] = []
+    errors: list[BaseException] = []
+
+    def begin() -> None:
+        start.wait()
+        try:
+            tokens.extend(new_lease(rt.db, "racer", 30).token for _ in range(5))
+        except BaseException as exc:  # noqa: BLE001 - the test reports every failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=begin) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(tokens) == list(range(1, 41))
 
 
 def test_the_heartbeat_keeps_rows_held_for_as_long_as_the_job_runs(rt: Runtime) -> None:
