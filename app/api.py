@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_smorest import Api as SmorestApi
 from werkzeug.exceptions import HTTPException
 
-from app.errors import AppError, envelope
+from app.errors import AppError, ValidationFailed, envelope
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +63,42 @@ def register_error_handlers(app: Flask) -> None:
         body, status = envelope(500, "internal_error",
                                 "an internal error occurred; nothing you sent was lost")
         return jsonify(body), status
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first string (key or value) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return name
+            found = _nul_at(item, name)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def register_input_guard(app: Flask) -> None:
+    """Refuse a NUL character anywhere in a request's path, query, form or JSON body.
+
+    No partner or person sends one on purpose; PostgreSQL cannot store one in text or JSONB
+    and would fail the request (or a worker) later, so it is refused at the door, by name.
+    """
+
+    @app.before_request
+    def _refuse_nul():  # type: ignore[no-untyped-def]
+        where = (_nul_at(request.path, "path") or _nul_at(request.args.to_dict(flat=False), "")
+                 or _nul_at(request.form.to_dict(flat=False), ""))
+        if where is None and request.is_json:
+            where = _nul_at(request.get_json(silent=True, cache=True), "")
+        if where is not None:
+            raise ValidationFailed(f"{where}: NUL characters are not allowed",
+                                   details={"fields": {where: ["NUL characters are not allowed"]}})
+        return None

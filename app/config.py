@@ -142,11 +142,17 @@ class Settings:
     # heal_after looks the gateway is asked for the resource's state.
     park_wait: float = field(default=30.0, metadata={"env": "PARK_WAIT", "parse": _seconds})
     heal_after: int = field(default=3, metadata={"env": "HEAL_AFTER", "parse": int})
-    # 0 = off. How often the clock asks the gateway for events that never arrived.
-    catchup_interval: float = field(default=0.0, metadata={"env": "CATCHUP_INTERVAL",
+    # How often the clock asks the gateway for events that never arrived (0 = off). Idle,
+    # it costs one list call; each tick reads at most catchup_pages pages and the next tick
+    # resumes where it stopped.
+    catchup_interval: float = field(default=300.0, metadata={"env": "CATCHUP_INTERVAL",
                                     "parse": _seconds})
     catchup_overlap: float = field(default=3600.0, metadata={"env": "CATCHUP_OVERLAP",
                                    "parse": _seconds})
+    catchup_pages: int = field(default=20, metadata={"env": "CATCHUP_PAGES", "parse": int})
+    # GoCardless lists at most 500 items a page.
+    catchup_page_size: int = field(default=500, metadata={"env": "CATCHUP_PAGE_SIZE",
+                                   "parse": int})
 
     # Salesforce
     salesforce_login_url: str = field(default="https://127.0.0.1:8443",
@@ -246,6 +252,9 @@ class Settings:
                 f"LEASE_SECONDS ({self.lease_seconds:g}s) must be longer than the worst partner "
                 f"call ({self.partner_call_budget:g}s from GATEWAY_TIMEOUT, SALESFORCE_TIMEOUT "
                 "and the gateway rate limiter's wait), or a call could outlive its lease")
+        if not 1 <= self.catchup_page_size <= 500 or self.catchup_pages < 1:
+            raise RuntimeError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
+                               "CATCHUP_PAGES at least 1")
         if self.env != "production":
             return
         dev_values = {

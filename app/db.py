@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -96,6 +98,11 @@ class Database:
         """One unit of work: commits on success, rolls back on any error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that takes ``ON CONFLICT`` clauses, in this database's dialect (both
+        PostgreSQL and SQLite have them, with the same SQLAlchemy methods)."""
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
     def after_fork(self) -> None:
         """A forked child must not reuse the parent's connections."""

@@ -9,10 +9,10 @@ from app.records.refs import RecordRef
 from app.users import User
 from app.workrows.leases import LeaseCounter
 from queues.models import ArchivedItem, QueueItem
-from webhooks.models import WebhookEvent
+from webhooks.models import CatchupState, WebhookEvent
 
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "LeaseCounter", "QueueItem", "RecordLink", "RecordRef", "StatusHistory", "User",
-           "WebhookEvent", "metadata"]
+           "CatchupState", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
+           "StatusHistory", "User", "WebhookEvent", "metadata"]

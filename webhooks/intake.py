@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE, new_job_ids
 from app.clock import utcnow
@@ -37,10 +35,6 @@ def resource_id(event: dict[str, Any]) -> str | None:
 class Ingested:
     stored: list[int]
     duplicates: int
-
-
-def _insert(dialect: str) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(WebhookEvent.__table__)
 
 
 def ingest(rt: Runtime, endpoint: str, raw: Sequence[dict[str, Any]],
@@ -67,7 +61,7 @@ def ingest(rt: Runtime, endpoint: str, raw: Sequence[dict[str, Any]],
         _assign_jobs(rt, fresh)
         stored: list[tuple[int, str | None]] = []
         if fresh:
-            stmt = _insert(rt.db.dialect).on_conflict_do_nothing(index_elements=["event_id"])
+            stmt = rt.db.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
             stored = [(r[0], r[1]) for r in session.execute(
                 stmt.returning(table.c.id, table.c.job_id), fresh)]
     assignments: dict[str, list[int]] = {}

@@ -65,3 +65,20 @@ class WebhookEvent(WorkRow, Base):
             data.update(payload=self.payload, error_log=self.error_log,
                         delivery_id=self.delivery_id)
         return data
+
+
+class CatchupState(Base):
+    """Where the catch-up stands (one row): what it has covered, and the scan in progress."""
+
+    __tablename__ = "catchup_state"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Every gateway event created at or before this has been listed.
+    covered_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The scan in progress: events created after scan_since, up to scan_top (the newest on
+    # its first page), read as far as scan_cursor.
+    scan_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scan_top: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scan_cursor: Mapped[str | None] = mapped_column(sa.String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

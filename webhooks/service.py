@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.background import PROCESS_WEBHOOK_EVENTS, WEBHOOK_QUEUE
@@ -39,9 +37,8 @@ def resources_of(db: Database, ids: Sequence[int]) -> list[tuple[str, str | None
 def acquire_resource(db: Database, obj: str, gateway_id: str, lease: Lease) -> bool:
     """Lease one resource (its link row, created if new). False when another job holds it."""
     now = utcnow()
-    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     with db.transaction() as session:
-        session.execute(insert(links).values(object=obj, gateway_id=gateway_id, updated_at=now)
+        session.execute(db.insert(links).values(object=obj, gateway_id=gateway_id, updated_at=now)
                         .on_conflict_do_nothing(index_elements=["object", "gateway_id"]))
         cond = sa.and_(links.c.object == obj, links.c.gateway_id == gateway_id,
                        sa.or_(leases.free(links, now), owned(links, lease)))

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
@@ -89,8 +88,7 @@ def new_lease(db: Database, label: str, seconds: float) -> Lease:
     """A lease for one job run, with the next fencing token."""
     # One atomic upsert: jobs starting together never collide, even before the counter row
     # exists (a database emptied by hand, or made without the migration's seed row).
-    insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)(LeaseCounter)
-    stmt = insert.values(name=COUNTER, value=1).on_conflict_do_update(
+    stmt = db.insert(LeaseCounter).values(name=COUNTER, value=1).on_conflict_do_update(
         index_elements=[LeaseCounter.name], set_={"value": LeaseCounter.value + 1},
     ).returning(LeaseCounter.value)
     with db.transaction() as session:

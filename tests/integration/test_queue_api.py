@@ -56,6 +56,24 @@ def test_bad_change_names_its_index_and_field_and_nothing_is_stored(
     assert row_count(rt) == 0
 
 
+def test_a_nul_character_anywhere_is_refused_by_name_and_nothing_is_stored(
+        client: FlaskClient, rt: Runtime, trigger_headers: dict, admin_headers: dict) -> None:
+    # PostgreSQL cannot store NUL in text or JSONB: it must be a 400 naming the field, never
+    # a 500 (the fuzzer found one in the console's bulk filters).
+    changes = [change(1), change(2, fields={"FirstName": "A\x00a", "LastName": "B"})]
+    resp = client.post("/api/v1/queue", json={"changes": changes}, headers=trigger_headers)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["message"].startswith("changes[1].fields.FirstName:")
+    assert row_count(rt) == 0
+    resp = client.get("/api/v1/queue?status=fail\x00ed", headers=admin_headers)
+    assert resp.status_code == 400 and "status" in resp.get_json()["error"]["message"]
+    resp = client.post("/api/v1/bulk-operations", headers=admin_headers,
+                       json={"queue": "api", "action": "reprocess",
+                             "filter": {"error": "time\x00out"}})
+    assert resp.status_code == 400
+    assert "filter.error" in resp.get_json()["error"]["details"]["fields"]
+
+
 def test_unconvertible_values_are_refused_at_intake(client: FlaskClient, rt: Runtime,
                                                    trigger_headers: dict) -> None:
     bad = change(1, object="Payment", fields={"Mandate__c": "a0C1", "Amount__c": "ten"})
