@@ -246,7 +246,14 @@ def _cancel(gw: GatewayClient, obj: ObjectMap, gateway_id: str) -> dict[str, Any
     if obj.cancel_action is None:
         if not obj.delete_supported:
             raise PermanentError(f"the gateway cannot cancel or delete a {obj.name}")
-        return gw.delete(obj.resource, gateway_id)
+        try:
+            return gw.delete(obj.resource, gateway_id)
+        except PermanentError as exc:
+            # GoCardless answers a removed customer with 410 Gone (customer_data_removed):
+            # a retry after a lost answer finds the removal it asked for already done.
+            if exc.status == 410:
+                return {"id": gateway_id}
+            raise
     try:
         return gw.action(obj.resource, gateway_id, obj.cancel_action)
     except InvalidStateError:

@@ -235,8 +235,20 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, lease: Lease) -> N
     lease.ensure(ctx.db, ctx.settings.partner_call_budget)
     try:
         gateway_status = str(ctx.gateway.get(resource, item.gateway_id).get("status"))
-    except PartnerError as exc:
+    except TransientError as exc:  # the gateway will answer later; the event stays parked
         log.warning("could not heal from the gateway", extra={"error": str(exc)})
+        return
+    except PartnerError as exc:
+        # A refusal (404: the gateway has no such resource) will not change by waiting: the
+        # event goes to an admin with the gateway's own words instead of parking forever.
+        with ctx.db.transaction() as session:
+            ev = session.get(WebhookEvent, event_row)
+            if not service.holds_resource(session, item.obj, item.gateway_id, lease):
+                lease.drop("heal", event=event_row)
+            elif ev is not None:
+                _record_failure(ctx, ev, stage="heal", transient=False, schedule=(), jitter=0,
+                                error=f"{ev.reason}; cannot heal, the gateway answered "
+                                f"{exc.status}: {exc}")
         return
     with ctx.db.transaction() as session:
         if not service.holds_resource(session, item.obj, item.gateway_id, lease):

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
@@ -14,6 +15,7 @@ from app.web import create_app
 from sim.gateway import GatewayConfig
 from sim.gateway import create_app as gateway_app
 from sim.salesforce import SimConfig, start_in_thread
+from workers.context import set_runtime
 
 
 @pytest.fixture
@@ -53,3 +55,14 @@ def emulators(rt: Runtime) -> Iterator[tuple[Runtime, str, str]]:
     stop()
     gw.shutdown()
     runtime.db.dispose()
+
+
+@pytest.fixture
+def linked(emulators: tuple[Runtime, str, str]) -> tuple[Runtime, str, str, requests.Session]:
+    """The emulators, the job runtime pointed at them, and a session for the CRM emulator."""
+    rt, gw_url, sf_url = emulators
+    set_runtime(rt)
+    sf = requests.Session()
+    sf.trust_env = False  # REQUESTS_CA_BUNDLE would override verify (see FACTS)
+    sf.verify = rt.settings.salesforce_ca_bundle
+    return rt, gw_url, sf_url, sf

@@ -9,7 +9,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
 import requests
 import sqlalchemy as sa
 
@@ -19,6 +18,7 @@ from app.workrows import dispatch
 from app.workrows.leases import Heartbeat, LeaseCounter, new_lease
 from queues import service
 from queues.models import QueueItem
+from tests.integration.partners import change, contact, drain
 from webhooks import intake
 from webhooks.models import WebhookEvent
 from webhooks.schemas import EventSchema
@@ -27,12 +27,6 @@ from workers.context import set_runtime
 from workers.jobs import process_api_items, process_webhook_events
 
 qi = QueueItem.__table__
-
-
-def change(record: str, op: str = "insert", **fields: Any) -> dict[str, Any]:
-    return {"object": "Customer", "record_id": record, "operation": op,
-            "fields": {"FirstName": "Ada", "LastName": "Lovelace", **fields},
-            "previous_fields": None}
 
 
 def test_dispatching_never_frees_a_row_a_live_job_holds(rt: Runtime) -> None:
@@ -136,44 +130,18 @@ def test_the_clock_survives_any_exception_in_a_tick(rt: Runtime, monkeypatch) ->
         assert session.get(QueueItem, item.id).job_id is not None
 
 
-@pytest.fixture
-def linked(emulators: tuple[Runtime, str, str]) -> tuple[Runtime, str, str, requests.Session]:
-    rt, gw_url, sf_url = emulators
-    set_runtime(rt)
-    sf = requests.Session()
-    sf.trust_env = False  # REQUESTS_CA_BUNDLE would override verify (see FACTS)
-    sf.verify = rt.settings.salesforce_ca_bundle
-    return rt, gw_url, sf_url, sf
-
-
-def _contact(sf: requests.Session, sf_url: str, **fields: Any) -> str:
-    resp = sf.post(f"{sf_url}/sim/records/Contact/bulk",
-                   json={"records": [{"FirstName": "Ada", "LastName": "Lovelace", **fields}]})
-    return str(resp.json()["ids"][0])
-
-
-def _drain(rt: Runtime, *ids: int) -> None:
-    for _ in range(20):
-        process_api_items(list(ids))
-        with rt.db.transaction() as session:
-            left = session.scalars(sa.select(QueueItem).where(QueueItem.id.in_(ids))).all()
-        if all(i.status != "pending" for i in left):
-            return
-        time.sleep(0.25)
-
-
 def test_an_update_sends_what_a_discarded_update_left_behind(linked) -> None:
     rt, gw_url, sf_url, sf = linked
-    crm_id = _contact(sf, sf_url, Email="a@example.com")
+    crm_id = contact(sf, sf_url, Email="a@example.com")
     (insert,) = service.accept_changes(rt.db, [change(crm_id, Email="a@example.com")])
-    _drain(rt, insert.id)
+    drain(rt, insert.id)
     # The next update is refused by the gateway, ends Failed and is discarded...
     requests.post(f"{gw_url}/sim/faults", json={"reject_next": [
         {"field": "email", "method": "PUT", "count": 5}]}, timeout=10)
     (lost,) = service.accept_changes(rt.db, [{
         **change(crm_id, "update", Email="b@example.com", Phone="0100"),
         "previous_fields": {"Email": "a@example.com"}}])
-    _drain(rt, lost.id)
+    drain(rt, lost.id)
     assert service.get_item(rt.db, lost.id).status == "failed"
     service.discard(rt.db, lost.id, "refused; superseded")
     requests.delete(f"{gw_url}/sim/faults", timeout=10)
@@ -181,7 +149,7 @@ def test_an_update_sends_what_a_discarded_update_left_behind(linked) -> None:
     (later,) = service.accept_changes(rt.db, [{
         **change(crm_id, "update", Email="b@example.com", Phone="0200"),
         "previous_fields": {"Email": "b@example.com", "Phone": "0100"}}])
-    _drain(rt, later.id)
+    drain(rt, later.id)
     with rt.db.transaction() as session:
         gateway_id = records.find_link(session, "Customer", crm_id=crm_id).gateway_id
     customer = requests.get(f"{gw_url}/customers/{gateway_id}", timeout=10,
@@ -192,7 +160,7 @@ def test_an_update_sends_what_a_discarded_update_left_behind(linked) -> None:
 
 def test_a_retried_insert_writes_the_gateway_id_a_webhook_already_linked(linked) -> None:
     rt, gw_url, sf_url, sf = linked
-    crm_id = _contact(sf, sf_url)
+    crm_id = contact(sf, sf_url)
     # The create succeeds at the gateway but its answer is lost...
     requests.post(f"{gw_url}/sim/faults", json={"fail_next": [
         {"status": 503, "method": "POST", "path_prefix": "/customers",
@@ -207,6 +175,6 @@ def test_a_retried_insert_writes_the_gateway_id_a_webhook_already_linked(linked)
     with rt.db.transaction() as session:
         records.upsert_link(session, "Customer", crm_id=crm_id, gateway_id=customer["id"])
     time.sleep(max(rt.settings.retry_schedule[0], 0.3))
-    _drain(rt, item.id)
-    contact = sf.get(f"{sf_url}/sim/records/Contact/{crm_id}").json()
-    assert contact["Gateway_Id__c"] == customer["id"]
+    drain(rt, item.id)
+    record = sf.get(f"{sf_url}/sim/records/Contact/{crm_id}").json()
+    assert record["Gateway_Id__c"] == customer["id"]
