@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+import pycountry
+
 # Written back on every object: the gateway id ("SMPC Id") and the last webhook event applied.
 GATEWAY_ID_FIELD = "Gateway_Id__c"
 STATUS_FIELD = "Status__c"
@@ -42,6 +44,23 @@ def pounds_to_pence(value: Any) -> int:
     if pence != amount * 100:
         raise ValueError("has more than two decimal places")
     return int(pence)
+
+
+def country_code(value: Any) -> str:
+    """GoCardless's ``country_code`` is ISO 3166-1 alpha-2. Salesforce's MailingCountryCode
+    holds one (orgs with state and country picklists); MailingCountry is free text, so a
+    country name or an alpha-2/alpha-3 code in it is looked up."""
+    try:
+        return str(pycountry.countries.lookup(str(value).strip()).alpha_2)
+    except LookupError:
+        raise ValueError("is not a country GoCardless knows: send its ISO 3166-1 code (GB) "
+                         "or its name (United Kingdom)") from None
+
+
+def country_name(code: Any) -> str:
+    """The CRM's free-text country for a gateway ``country_code``."""
+    found = pycountry.countries.get(alpha_2=str(code).upper())
+    return str(found.name) if found is not None else str(code)
 
 
 def pence_to_pounds(value: Any) -> float:
@@ -74,6 +93,9 @@ class FieldMap:
     link: str | None = None
     on_update: bool = True
     sensitive: bool = False
+    # Written to the CRM when a record is made from a gateway resource. Off for a field
+    # some orgs lack (MailingCountryCode exists only with state and country picklists).
+    to_crm: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,7 +143,10 @@ OBJECTS: dict[str, ObjectMap] = {
                 FieldMap("MailingStreet", "address_line1"),
                 FieldMap("MailingCity", "city"),
                 FieldMap("MailingPostalCode", "postal_code"),
-                FieldMap("MailingCountry", "country_code"),
+                # Both feed country_code; the first with a value wins: the org's ISO code
+                # when it has one, else the free-text name looked up.
+                FieldMap("MailingCountryCode", "country_code", country_code, to_crm=False),
+                FieldMap("MailingCountry", "country_code", country_code),
             ),
             writeback=dict(_COMMON_WRITEBACK),
             cancel_action=None,
@@ -286,14 +311,16 @@ def to_gateway(
     """
     wanted = set(only) if only is not None else None
     body: dict[str, Any] = {} if for_update else dict(obj.defaults)
+    fed: set[str] = set()  # gateway fields already fed by an earlier CRM field
     for fm in obj.fields:
         if for_update and not fm.on_update:
             continue
         if wanted is not None and fm.crm not in wanted:
             continue
         value = crm_fields.get(fm.crm)
-        if value is None or value == "":
+        if value is None or value == "" or fm.gateway in fed:
             continue
+        fed.add(fm.gateway)
         if fm.link:
             value = resolve_link(fm.link, str(value))
         elif fm.to_gateway:

@@ -16,6 +16,8 @@ from app.mapping import (
     GATEWAY_ID_FIELD,
     OBJECTS,
     ObjectMap,
+    country_code,
+    country_name,
     pence_to_pounds,
     pounds_to_pence,
     writeback_fields,
@@ -25,7 +27,7 @@ from app.records import service as records
 from app.workrows.leases import Lease, LeaseLost
 from webhooks import service
 
-INVERSE = {pounds_to_pence: pence_to_pounds}
+INVERSE = {pounds_to_pence: pence_to_pounds, country_code: country_name}
 MAX_DEPTH = 4  # payment -> mandate -> bank account -> customer
 
 
@@ -41,7 +43,7 @@ def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
     """Plain (non-link, non-sensitive) fields back in CRM units, plus the write-back ones."""
     fields: dict[str, Any] = {}
     for fm in obj.fields:
-        if fm.link or fm.sensitive:
+        if fm.link or fm.sensitive or not fm.to_crm:
             continue
         value = _path(resource, fm.gateway)
         if value is not None:

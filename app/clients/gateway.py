@@ -145,6 +145,10 @@ class GatewayClient:
         if status == 429 or status >= 500 or (status == 409 and _unsettled_conflict(details)):
             raise TransientError(f"{where}: {message}", status=status,
                                  retry_after=_retry_after(response), details=details)
+        gated = _gated_feature(status, method, path, details)
+        if gated:
+            raise PermanentError(f"{where}: {gated} (GoCardless: {message})", status=status,
+                                 details=details)
         if details.get("type") == "invalid_state":
             reasons = [e.get("reason") for e in details.get("errors", []) if isinstance(e, dict)]
             raise InvalidStateError(f"{where}: {message}", status=status,
@@ -190,6 +194,36 @@ class GatewayClient:
             params["created_at[gt]"] = created_after
         body = self._check(self._request("GET", "/events", params=params), "GET", "/events")
         return body.get("events", []), (body.get("meta") or {}).get("cursors", {}).get("after")
+
+
+# Features GoCardless gates per merchant: the reason it answers 403 with, and the endpoint,
+# say which feature was missing; its own message is generic. Sources: the API reference's
+# "Restrictions" (https://developer.gocardless.com/api-reference/#restrictions) and the
+# reasons listed under "Errors".
+_PAYMENT_PAGES = ("creating bank accounts and mandates from raw bank details needs payment "
+                  "pages GoCardless has approved as scheme-rules compliant: ask GoCardless "
+                  "to approve yours, or set mandates up through Billing Requests")
+_GATED = {
+    ("forbidden", "POST", "customer_bank_accounts"): _PAYMENT_PAGES,
+    ("forbidden", "POST", "mandates"): _PAYMENT_PAGES,
+    ("feature_disabled", "POST", "payments"): (
+        "custom payment references depend on the GoCardless package: ask GoCardless to "
+        "enable them, or stop sending Reference__c"),
+    ("feature_disabled", "POST", "refunds"): (
+        "refunds are off until GoCardless enables them on the account: ask GoCardless "
+        "support to enable refunds"),
+}
+
+
+def _gated_feature(status: int, method: str, path: str, details: dict[str, Any]) -> str | None:
+    if status != 403:
+        return None
+    parts = path.strip("/").split("/")
+    reasons = {e.get("reason") for e in details.get("errors") or [] if isinstance(e, dict)}
+    if parts[-1] == "reinstate" and "forbidden" in reasons:  # /mandates/MD1/actions/reinstate
+        return _PAYMENT_PAGES.replace("creating", "reinstating mandates, like creating", 1)
+    return next((_GATED[(r, method, parts[0])] for r in reasons
+                 if (r, method, parts[0]) in _GATED), None)
 
 
 # 409 reasons that name no refusal of the resource's state: the conflict is with another

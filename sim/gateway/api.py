@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import billing, payers
+from . import billing, payers, restrictions
 from .clock import parse_timestamp
 from .engine import Engine
 from .errors import ApiError, invalid_api_usage
@@ -109,6 +109,7 @@ def render(record: Record, status: int = 200) -> Response:
 def create(resource_type: str) -> Response:
     data = envelope(json_body(), resource_type)
     key = request.headers.get("Idempotency-Key") or None
+    restrictions.check_create(engine().restricted, resource_type, data)
     record = CREATORS[resource_type](engine(), data, key)
     return render(record, 201)
 
@@ -142,6 +143,7 @@ def act(resource_type: str, resource_id: str, action: str) -> Response:
     if handler is None:
         raise invalid_api_usage(404, "path_not_found", f"{resource_type} have no action {action}")
     eng = engine()
+    restrictions.check_action(eng.restricted, resource_type, action)
     data = action_data(json_body())
     return render(handler(eng, eng.store.get(resource_type, resource_id), data))
 

@@ -14,7 +14,8 @@
                                                 "metadata"?}
     POST   /sim/subscriptions/<id>/collect     {"amount"?, "charge_date"?}
     GET    /sim/settings | POST                {"customer_approval": [...types],
-                                                "auto_advance_seconds": n}
+                                                "auto_advance_seconds": n,
+                                                "restricted": [...features]}
     GET    /sim/webhooks[?limit=]              deliveries and counters
     POST   /sim/webhooks/flush[?timeout=]      wait until delivered or given up
     GET    /sim/webhooks/faults | POST | DELETE
@@ -30,6 +31,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .errors import ApiError, invalid_api_usage
 from .lifecycles import APPROVABLE, HAPPY_PATH, INITIAL, TRANSITIONS
+from .restrictions import FEATURES
 from .store import RESOURCE_TYPES, SINGULAR
 
 if TYPE_CHECKING:
@@ -220,6 +222,7 @@ def collect(resource_id: str) -> Response:
 def settings_view() -> dict[str, Any]:
     simulator = sim()
     return {"customer_approval": sorted(simulator.engine.customer_approval),
+            "restricted": sorted(simulator.engine.restricted),
             "auto_advance_seconds": simulator.auto.interval_s,
             "time_scale": simulator.clock.time_scale}
 
@@ -238,6 +241,11 @@ def settings_set() -> Response:
         if not isinstance(approval, list) or not set(approval) <= set(APPROVABLE):
             raise bad_request("customer_approval must list types among " + ", ".join(APPROVABLE))
         simulator.engine.customer_approval = set(approval)
+    restricted = data.get("restricted")
+    if restricted is not None:
+        if not isinstance(restricted, list) or not set(restricted) <= set(FEATURES):
+            raise bad_request("restricted must list features among " + ", ".join(FEATURES))
+        simulator.engine.restricted = set(restricted)
     interval = data.get("auto_advance_seconds")
     if interval is not None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:

@@ -47,6 +47,7 @@ class Engine:
         self.store = store
         self.clock = clock
         self.customer_approval: set[str] = set()
+        self.restricted: set[str] = set()  # gated features refused (restrictions.py)
 
     def initial_status(self, resource_type: str) -> str:
         if resource_type in self.customer_approval and resource_type in APPROVABLE:

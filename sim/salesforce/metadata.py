@@ -106,6 +106,10 @@ SOBJECTS: tuple[SObjectSpec, ...] = (
             _text("MailingCity"),
             _text("MailingPostalCode"),
             _text("MailingCountry"),
+            # Present in orgs with state and country/territory picklists enabled: the ISO
+            # 3166-1 alpha-2 code beside the free-text name (Salesforce Help, "State and
+            # Country/Territory Picklists").
+            _text("MailingCountryCode"),
             *_SYNC_FIELDS,
         ),
     ),

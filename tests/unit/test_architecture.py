@@ -23,6 +23,7 @@ from app.mapping import (
     FieldMap,
     ObjectMap,
     as_int,
+    country_code,
     pence_to_pounds,
     pounds_to_pence,
 )
@@ -34,7 +35,8 @@ SCHEMA = Schema.declared()
 TEXT_TYPES = frozenset({"string", "textarea", "email", "phone", "picklist"})
 NUMBER_TYPES = frozenset({"double"})
 # What a CRM value must be for each converter the mapping applies to it (CRM -> gateway).
-READ_CONVERTER_TYPES = {pounds_to_pence: {"currency"}, as_int: NUMBER_TYPES}
+READ_CONVERTER_TYPES = {pounds_to_pence: {"currency"}, as_int: NUMBER_TYPES,
+                        country_code: TEXT_TYPES}
 # ... and for each converter applied to a gateway value written back to the CRM.
 WRITE_CONVERTER_TYPES = {pence_to_pounds: {"currency"}}
 # Written-back gateway booleans become labels: the values each converter is tried on.

@@ -168,3 +168,31 @@ def test_create_retries_a_conflict_in_progress_and_then_finds_the_payment(gatewa
     assert exc.value.status == 409
     created = client.create("payments", {"amount": 100}, "pb-key-1")  # the retry
     assert created.already_existed and created.resource == {"id": "PM0042"}
+
+
+# The 403 bodies GoCardless documents for a gated endpoint and a disabled feature (the
+# reasons "forbidden" and "feature_disabled" of the API reference's "Errors").
+def _refused(reason: str) -> dict:
+    return {"error": {"type": "invalid_api_usage", "code": 403, "message": "Forbidden",
+                      "errors": [{"reason": reason, "message": "not on this account"}],
+                      "documentation_url": f"https://developer.gocardless.com/api-reference#{reason}"}}
+
+
+@pytest.mark.parametrize(("reason", "method", "path", "names"), [
+    ("forbidden", "POST", "/mandates", "payment pages"),
+    ("forbidden", "POST", "/customer_bank_accounts", "Billing Requests"),
+    ("forbidden", "POST", "/mandates/MD1/actions/reinstate", "reinstating mandates"),
+    ("feature_disabled", "POST", "/payments", "custom payment references"),
+    ("feature_disabled", "POST", "/refunds", "enable refunds"),
+])
+def test_a_gated_feature_is_permanent_and_named(reason: str, method: str, path: str,
+                                                names: str) -> None:
+    with pytest.raises(PermanentError) as exc:
+        CLIENT._check(answer(403, _refused(reason)), method, path)
+    assert names in str(exc.value) and not isinstance(exc.value, TransientError)
+
+
+def test_a_403_gocardless_gives_no_gated_reason_for_stays_a_plain_refusal() -> None:
+    with pytest.raises(PermanentError) as exc:
+        CLIENT._check(answer(403, _refused("insufficient_permissions")), "POST", "/payments")
+    assert "GoCardless:" not in str(exc.value)

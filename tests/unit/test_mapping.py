@@ -79,3 +79,24 @@ def test_only_bank_account_number_and_sort_code_are_sensitive() -> None:
     sensitive = {name: obj.sensitive_crm_fields for name, obj in OBJECTS.items()
                  if obj.sensitive_crm_fields}
     assert sensitive == {"BankAccount": frozenset({"Sort_Code__c", "Account_Number__c"})}
+
+
+@pytest.mark.parametrize(("crm", "expected"), [
+    ({"MailingCountry": "United Kingdom"}, "GB"),
+    ({"MailingCountry": "germany"}, "DE"),
+    ({"MailingCountry": "GBR"}, "GB"),
+    ({"MailingCountryCode": "ie"}, "IE"),
+    # The org's ISO code wins over a free-text name that disagrees with it.
+    ({"MailingCountry": "Great Britain (old)", "MailingCountryCode": "GB"}, "GB"),
+])
+def test_country_reaches_the_gateway_as_iso_3166_alpha_2(crm: dict, expected: str) -> None:
+    # GoCardless: customers.country_code is "ISO 3166-1 alpha-2 code"
+    # (https://developer.gocardless.com/api-reference/#core-endpoints-customers).
+    body = to_gateway(OBJECTS["Customer"], {"LastName": "L", **crm}, resolve)
+    assert body["country_code"] == expected
+
+
+def test_a_country_gocardless_cannot_know_is_refused_by_field_name() -> None:
+    with pytest.raises(MappingError) as caught:
+        to_gateway(OBJECTS["Customer"], {"LastName": "L", "MailingCountry": "Narnia"}, resolve)
+    assert caught.value.crm_field == "MailingCountry" and "ISO 3166-1" in str(caught.value)
