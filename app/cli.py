@@ -68,6 +68,20 @@ def dispatch() -> None:
     click.echo(f"dispatched {dispatch_api(_runtime())} item(s)")
 
 
+@main.command()
+def doctor() -> None:
+    """Check this deployment against the real org and gateway; exit 1 if anything fails."""
+    from app import doctor as checks
+
+    found = checks.run(_runtime())
+    for check in found:
+        click.echo(check.line())
+    failed = [c for c in found if c.outcome == checks.FAIL]
+    click.echo(f"{len(found) - len(failed)} of {len(found)} checks passed or warned"
+               + (f"; {len(failed)} failed" if failed else ""))
+    sys.exit(1 if failed else 0)
+
+
 @main.group()
 def db() -> None:
     """Database migrations."""

@@ -269,6 +269,25 @@ class SalesforceClient:
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         return dict(self._call(lambda sf: getattr(sf, sobject).get(record_id)))
 
+    # What ``paybridge doctor`` reads about the org.
+    def login(self) -> None:
+        """Log in now (a fresh token), raising the classified error when refused."""
+        self._client(renew=True)
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return dict(self._call(lambda sf: getattr(sf, sobject).describe()))
+
+    def limits(self) -> dict[str, Any]:
+        return dict(self._call(lambda sf: sf.limits()))
+
+    def versions(self) -> list[str]:
+        """The API versions the org serves (``GET /services/data``)."""
+        def fetch(sf: Salesforce) -> Any:
+            response = self.session.get(f"https://{sf.sf_instance}/services/data/")
+            response.raise_for_status()
+            return response.json()
+        return [str(v.get("version")) for v in self._call(fetch)]
+
 
 def _result(item: dict[str, Any]) -> CrmWriteResult:
     if item.get("success"):
