@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.runtime import Runtime
 
 
@@ -17,11 +17,20 @@ def _runtime() -> Runtime:
 
 
 @click.group()
-def main() -> None:
+def cli() -> None:
     """Paybridge: keeps a CRM and a Direct Debit gateway in step."""
 
 
-@main.command()
+def main() -> None:
+    """The `paybridge` command: a refused configuration is one line and exit status 2."""
+    try:
+        cli()
+    except ConfigError as exc:
+        click.echo(f"paybridge: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command()
 @click.option("--workers", default=2, show_default=True, help="RQ worker processes.")
 @click.option("--no-emulators", is_flag=True, help="Do not start the sim/ emulators.")
 def run(workers: int, no_emulators: bool) -> None:
@@ -31,7 +40,7 @@ def run(workers: int, no_emulators: bool) -> None:
     sys.exit(run_main_job(workers=workers, emulators=not no_emulators))
 
 
-@main.command()
+@cli.command()
 @click.option("--bind", default=None, help="host:port (default 127.0.0.1:$PORT or 8000).")
 @click.option("--workers", "web_workers", default=2, show_default=True)
 def web(bind: str | None, web_workers: int) -> None:
@@ -42,7 +51,7 @@ def web(bind: str | None, web_workers: int) -> None:
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
 
 
-@main.command()
+@cli.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", default=None)
 def worker(burst: bool, name: str | None) -> None:
@@ -52,7 +61,7 @@ def worker(burst: bool, name: str | None) -> None:
     run_worker(burst=burst, name=name)
 
 
-@main.command()
+@cli.command()
 def clock() -> None:
     """Run the dispatcher beat (retries, lost jobs, scheduled mode)."""
     from workers.clock import run as run_clock
@@ -60,7 +69,7 @@ def clock() -> None:
     run_clock()
 
 
-@main.command()
+@cli.command()
 def dispatch() -> None:
     """Run one dispatcher pass now and print how many items were handed out."""
     from workers.dispatcher import dispatch_api
@@ -68,12 +77,12 @@ def dispatch() -> None:
     click.echo(f"dispatched {dispatch_api(_runtime())} item(s)")
 
 
-@main.command()
+@cli.command()
 def doctor() -> None:
     """Check this deployment against the real org and gateway; exit 1 if anything fails."""
     from app import doctor as checks
 
-    found = checks.run(_runtime())
+    found = checks.run(Runtime(Settings.from_env(), validate=False))
     for check in found:
         click.echo(check.line())
     failed = [c for c in found if c.outcome == checks.FAIL]
@@ -82,7 +91,7 @@ def doctor() -> None:
     sys.exit(1 if failed else 0)
 
 
-@main.group()
+@cli.group()
 def db() -> None:
     """Database migrations."""
 
@@ -99,7 +108,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
-@main.group("api-keys")
+@cli.group("api-keys")
 def api_keys() -> None:
     """API keys for CRM triggers and admin clients (stored hashed, shown once)."""
 
@@ -141,7 +150,7 @@ def api_keys_revoke(key_id: int) -> None:
     sys.exit(0 if ok else 1)
 
 
-@main.group()
+@cli.group()
 def queue() -> None:
     """API Queue admin: list, show, reprocess, discard."""
 
@@ -199,7 +208,7 @@ def queue_discard(item_id: int, reason: str) -> None:
     click.echo(f"discarded {item_id}")
 
 
-@main.group()
+@cli.group()
 def users() -> None:
     """Operations console users (roles: admin, operations); passwords stored hashed."""
 
@@ -270,7 +279,7 @@ def users_disable(name: str, enable: bool) -> None:
     click.echo(f"{name!r} {'enabled' if enable else 'disabled'}")
 
 
-@main.group()
+@cli.group()
 def modulus() -> None:
     """UK modulus checking tables (Vocalink): the version in use, and checking a new one."""
 

@@ -3,6 +3,11 @@
 One name, one default, one parser per setting. Nothing happens at import: ``Settings.from_env``
 is called by ``create_app`` / the worker entry points, and ``validate`` refuses to start a
 production process with development secrets.
+
+Fail closed: a process that is not told otherwise is ``production``. Only the development
+stack (``paybridge run`` / ``scripts/run``, which sets ``PAYBRIDGE_ENV=development`` for the
+processes it starts) and the tests run on the published development secrets and the
+emulators' addresses.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ DEV_GATEWAY_TOKEN = "sandbox-token"  # noqa: S105 - the gateway emulator's publi
 DEV_WEBHOOK_SECRET = "paybridge-dev-webhook-secret"  # noqa: S105 - emulator's dev secret
 DEV_SF_CLIENT_SECRET = "paybridge-dev-secret"  # noqa: S105 - Salesforce emulator's dev secret
 DEV_SECRET_KEY = "paybridge-dev-session-key"  # noqa: S105
+DEV_GATEWAY_URL = "http://127.0.0.1:8002"  # the gateway emulator of the development stack
+DEV_SALESFORCE_URL = "https://127.0.0.1:8443"  # the Salesforce emulator of the same
+# Shortest secrets accepted outside development: a session key signs cookies (HMAC-SHA1
+# wants at least its 20-byte output; 32 leaves room), the partners' own secrets are longer
+# than 16 (GoCardless tokens and webhook secrets ~40+, Salesforce consumer secrets 64).
+MIN_SECRET_KEY = 32
+MIN_PARTNER_SECRET = 16
+
+
+class ConfigError(RuntimeError):
+    """A configuration Paybridge refuses to run with; one line naming each variable."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 60.0}
@@ -67,7 +83,7 @@ def _seconds(text: str) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = field(default="development", metadata={"env": "PAYBRIDGE_ENV",
+    env: str = field(default="production", metadata={"env": "PAYBRIDGE_ENV",
                      "parse": _choice("development", "test", "production")})
     home: Path = field(default=ROOT / "var", metadata={"env": "PAYBRIDGE_HOME", "parse": Path})
     database_url: str = field(default="", metadata={"env": "DATABASE_URL"})
@@ -114,7 +130,7 @@ class Settings:
     job_timeout: int = field(default=900, metadata={"env": "JOB_TIMEOUT", "parse": int})
 
     # Gateway (GoCardless-style)
-    gateway_url: str = field(default="http://127.0.0.1:8002", metadata={"env": "GATEWAY_URL"})
+    gateway_url: str = field(default=DEV_GATEWAY_URL, metadata={"env": "GATEWAY_URL"})
     gateway_access_token: str = field(default=DEV_GATEWAY_TOKEN,
                                       metadata={"env": "GATEWAY_ACCESS_TOKEN"})
     gateway_timeout: float = field(default=10.0, metadata={"env": "GATEWAY_TIMEOUT",
@@ -155,7 +171,7 @@ class Settings:
                                    "parse": int})
 
     # Salesforce
-    salesforce_login_url: str = field(default="https://127.0.0.1:8443",
+    salesforce_login_url: str = field(default=DEV_SALESFORCE_URL,
                                       metadata={"env": "SALESFORCE_LOGIN_URL"})
     salesforce_client_id: str = field(default="paybridge",
                                       metadata={"env": "SALESFORCE_CLIENT_ID"})
@@ -248,25 +264,48 @@ class Settings:
         """Settings that contradict each other, and production with the emulators' published
         development secrets, refuse to start."""
         if self.lease_seconds <= self.partner_call_budget + 1:
-            raise RuntimeError(
+            raise ConfigError(
                 f"LEASE_SECONDS ({self.lease_seconds:g}s) must be longer than the worst partner "
                 f"call ({self.partner_call_budget:g}s from GATEWAY_TIMEOUT, SALESFORCE_TIMEOUT "
                 "and the gateway rate limiter's wait), or a call could outlive its lease")
         if not 1 <= self.catchup_page_size <= 500 or self.catchup_pages < 1:
-            raise RuntimeError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
+            raise ConfigError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
                                "CATCHUP_PAGES at least 1")
         if self.env != "production":
             return
-        dev_values = {
-            "SECRET_KEY": (self.secret_key, DEV_SECRET_KEY),
-            "GATEWAY_ACCESS_TOKEN": (self.gateway_access_token, DEV_GATEWAY_TOKEN),
-            "GOCARDLESS_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
-            "SALESFORCE_CLIENT_SECRET": (self.salesforce_client_secret, DEV_SF_CLIENT_SECRET),
-        }
-        bad = [name for name, (value, dev) in dev_values.items() if not value or value == dev]
-        if bad:
-            raise RuntimeError(
-                "production needs real secrets; still at development defaults: " + ", ".join(bad)
-            )
-        if not self.database_url or not self.redis_url:
-            raise RuntimeError("production needs DATABASE_URL and REDIS_URL")
+        problems = self._secret_problems()
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set")
+        if not self.redis_url:
+            problems.append("REDIS_URL is not set")
+        for name, value, dev in (("GATEWAY_URL", self.gateway_url, DEV_GATEWAY_URL),
+                                 ("SALESFORCE_LOGIN_URL", self.salesforce_login_url,
+                                  DEV_SALESFORCE_URL)):
+            if value.rstrip("/") == dev:
+                problems.append(f"{name} is the development emulator's address")
+        if problems:
+            raise ConfigError("refusing to start: " + "; ".join(problems) + " (development "
+                              "defaults are only for the development stack, `paybridge run`)")
+
+    def _secret_problems(self) -> list[str]:
+        secrets = (
+            ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY, MIN_SECRET_KEY, True),
+            ("GOCARDLESS_WEBHOOK_SECRET", self.webhook_secret, DEV_WEBHOOK_SECRET,
+             MIN_PARTNER_SECRET, True),
+            ("GOCARDLESS_WEBHOOK_SECRET_PREVIOUS", self.webhook_secret_previous,
+             DEV_WEBHOOK_SECRET, MIN_PARTNER_SECRET, False),
+            ("GATEWAY_ACCESS_TOKEN", self.gateway_access_token, DEV_GATEWAY_TOKEN,
+             MIN_PARTNER_SECRET, True),
+            ("SALESFORCE_CLIENT_SECRET", self.salesforce_client_secret, DEV_SF_CLIENT_SECRET,
+             MIN_PARTNER_SECRET, True),
+        )
+        problems = []
+        for name, value, dev, shortest, required in secrets:
+            if not value:
+                if required:
+                    problems.append(f"{name} is not set")
+            elif value == dev:
+                problems.append(f"{name} is the published development value")
+            elif len(value) < shortest:
+                problems.append(f"{name} is shorter than {shortest} characters")
+        return problems

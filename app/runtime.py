@@ -22,8 +22,9 @@ from app.telemetry import Telemetry
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
-        settings.validate()
+    def __init__(self, settings: Settings, *, validate: bool = True) -> None:
+        if validate:  # only the doctor skips it, to report every problem itself
+            settings.validate()
         self.settings = settings
 
     @cached_property

@@ -133,6 +133,9 @@ def _trigger_key(settings: Settings) -> str:
 def run_main_job(workers: int = 2, emulators: bool = True) -> int:
     from app.migrate import upgrade
 
+    # The development stack: the one start that may run on development secrets and the
+    # emulators (every other start is production unless told otherwise: fail closed).
+    os.environ.setdefault("PAYBRIDGE_ENV", "development")
     settings = Settings.from_env()
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.cli import main
+from app.cli import cli
 from app.config import Settings
 from app.logs import RedactingJsonFormatter, TextFormatter
 from app.redaction import MASK, redact, redact_value
@@ -117,7 +117,7 @@ def test_a_malformed_configured_table_is_refused(tmp_path: Path) -> None:
 # --- `paybridge modulus` ----------------------------------------------------------------------
 
 def test_cli_info_shows_the_version_in_use() -> None:
-    result = CliRunner().invoke(main, ["modulus", "info"], env={"MODULUS_WEIGHTS_PATH": ""})
+    result = CliRunner().invoke(cli, ["modulus", "info"], env={"MODULUS_WEIGHTS_PATH": ""})
     assert result.exit_code == 0, result.output
     assert "version: 8.50" in result.output and "origin: shipped" in result.output
 
@@ -125,7 +125,7 @@ def test_cli_info_shows_the_version_in_use() -> None:
 def test_cli_check_table_accepts_a_good_table(tmp_path: Path) -> None:
     newer = tmp_path / "valacdos-v9-20.txt"
     shutil.copy(DEFAULT_WEIGHTS_FILE, newer)
-    result = CliRunner().invoke(main, ["modulus", "check-table", str(newer)])
+    result = CliRunner().invoke(cli, ["modulus", "check-table", str(newer)])
     assert result.exit_code == 0, result.output
     assert "ok: version 9.20" in result.output
     assert f"MODULUS_WEIGHTS_PATH={newer}" in result.output
@@ -138,15 +138,15 @@ def test_cli_check_table_reports_the_line_at_fault(tmp_path: Path) -> None:
     subs = tmp_path / "scsubtab.txt"
     subs.write_text("938173 938017\n938289\n")
     runner = CliRunner()
-    result = runner.invoke(main, ["modulus", "check-table", str(bad)])
+    result = runner.invoke(cli, ["modulus", "check-table", str(bad)])
     assert result.exit_code == 1
     assert "line 2: expected 17 or 18 columns, found 16" in result.output
     good = tmp_path / "valacdos-v9-22.txt"
     shutil.copy(DEFAULT_WEIGHTS_FILE, good)
-    result = runner.invoke(main, ["modulus", "check-table", str(good), "--substitutions",
+    result = runner.invoke(cli, ["modulus", "check-table", str(good), "--substitutions",
                                   str(subs)])
     assert result.exit_code == 1 and "scsubtab.txt: line 2" in result.output
-    result = runner.invoke(main, ["modulus", "check-table", str(tmp_path / "missing.txt")])
+    result = runner.invoke(cli, ["modulus", "check-table", str(tmp_path / "missing.txt")])
     assert result.exit_code == 1 and "cannot read" in result.output
 
 

@@ -133,17 +133,17 @@ def test_users_are_created_from_the_command_line(rt: Runtime, database_url: str,
                                                  client: FlaskClient) -> None:
     from click.testing import CliRunner
 
-    from app.cli import main
+    from app.cli import cli
 
     runner = CliRunner(env={"DATABASE_URL": database_url, "PAYBRIDGE_ENV": "test"})
-    made = runner.invoke(main, ["users", "create", "carol", "--role", "operations",
+    made = runner.invoke(cli, ["users", "create", "carol", "--role", "operations",
                                 "--password-stdin"], input=f"{PASSWORD}\n")
     assert made.exit_code == 0, made.output
     assert PASSWORD not in made.output
-    short = runner.invoke(main, ["users", "create", "dave", "--role", "admin",
+    short = runner.invoke(cli, ["users", "create", "dave", "--role", "admin",
                                  "--password-stdin"], input="short\n")
     assert short.exit_code != 0 and "at least" in short.output
-    listed = runner.invoke(main, ["users", "list"])
+    listed = runner.invoke(cli, ["users", "list"])
     assert "carol\toperations\tactive" in listed.output
     with rt.db.transaction() as session:
         stored = session.scalar(sa.select(User.password_hash).where(User.name == "carol"))
