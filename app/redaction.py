@@ -56,8 +56,26 @@ def redact(text: str) -> str:
     return _NAMED.sub(lambda m: f"{m.group('key')}{m.group('gap')}{MASK}", text)
 
 
+# The words of a field name: "Bank_Sort_Code" -> bank sort code, "accountNumber" -> account
+# number, "IBAN__c" -> iban c.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_SENSITIVE_WORDS = frozenset({"iban", "sortcode", "accountnumber", "accountno", "accountnum",
+                              "acctno", "acctnumber", "branchcode", "bankcode"})
+# The last digits the gateway shows ("account_number_ending") are no bank details.
+_NOT_DETAILS = frozenset({"ending", "last", "masked"})
+
+
 def sensitive_key(key: object) -> bool:
-    return _KEY_NOISE.sub("", str(key)).lower() in SENSITIVE_KEYS
+    """A field name that says bank details, however it is spelled or prefixed."""
+    text = str(key)
+    if _KEY_NOISE.sub("", text).lower() in SENSITIVE_KEYS:
+        return True
+    words = [w.lower() for w in _WORDS.findall(text)]
+    if _NOT_DETAILS & set(words):
+        return False
+    pairs = (a + b for a, b in zip(words, words[1:], strict=False))
+    return any(w in _SENSITIVE_WORDS for w in words) or any(p in _SENSITIVE_WORDS
+                                                             for p in pairs)
 
 
 def redact_value(value: Any) -> Any:
@@ -72,3 +90,33 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     return value
+
+
+# A sort code alone ("20-00-00", "200000") and an account number alone (7 to 10 digits):
+# neither is masked in prose, but two fields of one record holding one each are bank details.
+_SORT_CODE_ALONE = re.compile(r"^\s*\d{2}[- ]?\d{2}[- ]?\d{2}\s*$")
+_ACCOUNT_ALONE = re.compile(r"^\s*\d{7,10}\s*$")
+
+
+def bank_detail_fields(fields: Mapping[str, Any], allowed: frozenset[str] = frozenset()
+                       ) -> list[str]:
+    """Names of the fields that hold, or look like they hold, bank details: a name the
+    redaction rules call sensitive, a value redaction would mask (an IBAN, a sort code with
+    an account number, a keyed value), or a sort-code-like value in one field beside an
+    account-number-like value in another. ``allowed`` fields are not looked at."""
+    found: list[str] = []
+    sort_like: list[str] = []
+    account_like: list[str] = []
+    for name, value in fields.items():
+        if name in allowed or value in (None, ""):
+            continue
+        text = value if isinstance(value, str) else None
+        if sensitive_key(name) or (text is not None and redact(text) != text):
+            found.append(name)
+        elif text is not None and _SORT_CODE_ALONE.match(text):
+            sort_like.append(name)
+        elif text is not None and _ACCOUNT_ALONE.match(text):
+            account_like.append(name)
+    if sort_like and account_like:
+        found += sort_like + account_like
+    return found

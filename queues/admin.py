@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 from app.api import flatten
 from app.background import API_QUEUE, PROCESS_API_ITEMS
 from app.errors import NotFound, ValidationFailed
+from app.redaction import MASK
 from app.runtime import Runtime
 from app.workrows.dispatch import hand_out
 from queues import intake, service
@@ -51,11 +52,20 @@ def validate_edit(rt: Runtime, item: QueueItem, fields: Any,
     return change
 
 
+def _keep_masked(edited: Any, stored: dict[str, Any] | None) -> Any:
+    """A field an admin saw masked and left masked keeps its stored value."""
+    if not isinstance(edited, dict) or not stored:
+        return edited
+    return {k: stored.get(k, v) if v == MASK else v for k, v in edited.items()}
+
+
 def edit_and_reprocess(rt: Runtime, item_id: int, fields: Any, previous_fields: Any,
                        actor: str) -> QueueItem:
     item = service.get_item(rt.db, item_id)
     if item is None:
         raise NotFound(f"queue item {item_id} does not exist")
+    fields, previous_fields = (_keep_masked(fields, item.fields),
+                               _keep_masked(previous_fields, item.previous_fields))
     change = validate_edit(rt, item, fields, previous_fields)
     try:
         edited = service.edit(rt.db, item_id, change["fields"], change["previous_fields"],

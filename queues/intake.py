@@ -10,6 +10,7 @@ from app.background import API_QUEUE, PROCESS_API_ITEMS, new_job_ids
 from app.config import Settings
 from app.errors import ValidationFailed
 from app.mapping import OBJECTS
+from app.redaction import bank_detail_fields
 from app.runtime import Runtime
 from app.workrows.dispatch import enqueue_marked
 from bankaccounts.details import (
@@ -30,21 +31,27 @@ _BANK_ACCOUNT_UPDATABLE = any(f.on_update for f in OBJECTS["BankAccount"].fields
 _CRM_NAMES = {"sort_code": CRM_SORT_CODE, "account_number": CRM_ACCOUNT_NUMBER}
 
 
-def _refuse_bank_details(changes: Sequence[dict[str, Any]]) -> None:
-    """The spec's validation rule: with STORE_BANK_DETAILS off, raw details are never queued."""
+def _refuse_bank_details(changes: Sequence[dict[str, Any]], store: bool) -> None:
+    """No bank details under any name: with STORE_BANK_DETAILS off, raw details are never
+    queued; with it on, only the bank account's own detail fields may carry them."""
     for index, change in enumerate(changes):
-        sensitive = OBJECTS[change["object"]].sensitive_crm_fields
-        carried = sorted(f for f in sensitive
-                         for snapshot in (change["fields"], change.get("previous_fields") or {})
-                         if snapshot.get(f) not in (None, ""))
-        if carried:
-            raise ValidationFailed(
-                f"changes[{index}]: {', '.join(sorted(set(carried)))} must not be sent while "
-                "STORE_BANK_DETAILS is off; submit bank details through POST "
-                "/api/v1/bank-accounts, which sends them straight to the gateway and stores "
-                "only the last two digits",
-                code="bank_details_not_allowed",
-                details={"index": index, "fields": sorted(set(carried))})
+        declared = OBJECTS[change["object"]].sensitive_crm_fields
+        allowed = declared if store else frozenset()
+        carried = sorted({f for snapshot in (change["fields"], change.get("previous_fields") or {})
+                          for f in bank_detail_fields(snapshot, allowed)})
+        if not carried:
+            continue
+        where = ", ".join(carried)
+        if store or not set(carried) <= declared:
+            message = (f"changes[{index}]: {where} look like bank details; they may only be "
+                       "sent as a bank account's sort code and account number")
+        else:
+            message = (f"changes[{index}]: {where} must not be sent while STORE_BANK_DETAILS "
+                       "is off")
+        raise ValidationFailed(
+            message + "; submit bank details through POST /api/v1/bank-accounts, which sends "
+            "them straight to the gateway and stores only the last two digits",
+            code="bank_details_not_allowed", details={"index": index, "fields": carried})
 
 
 def _check_bank_details(changes: Sequence[dict[str, Any]], tables: ModulusTables) -> None:
@@ -70,9 +77,8 @@ def _check_bank_details(changes: Sequence[dict[str, Any]], tables: ModulusTables
 def screen_bank_details(settings: Settings, changes: list[dict[str, Any]]) -> None:
     """The bank-detail rules every queued change passes, at intake and when an admin edits
     a Failed item's payload."""
-    if not settings.store_bank_details:
-        _refuse_bank_details(changes)
-    else:
+    _refuse_bank_details(changes, settings.store_bank_details)
+    if settings.store_bank_details:
         _check_bank_details(changes, tables_for(settings))
 
 

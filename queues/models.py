@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
 from app.db import Base, BigId, JSONType, UTCDateTime
+from app.redaction import redact_value
 from app.workrows.rows import DISCARDED, FAILED, PENDING, WorkRow
 
 STATUSES = (PENDING, FAILED, DISCARDED)
@@ -63,8 +64,10 @@ class QueueItem(WorkRow, Base):
             "updated_at": self.updated_at.isoformat(),
         }
         if detail:
-            data.update(fields=self.fields, previous_fields=self.previous_fields,
-                        result=self.result, error_log=self.error_log,
+            # Stored details (STORE_BANK_DETAILS on) are for the gateway, never for a reader.
+            data.update(fields=redact_value(self.fields),
+                        previous_fields=redact_value(self.previous_fields),
+                        result=redact_value(self.result), error_log=self.error_log,
                         leased_until=self.lease_until.isoformat() if self.lease_until else None)
         return data
 

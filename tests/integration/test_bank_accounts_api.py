@@ -522,3 +522,32 @@ def test_setting_on_sends_details_through_the_api_queue(
     assert record["Gateway_Id__c"] == account["id"]
     assert record["Account_Number_Ending__c"] == "58"
     assert count(on, QueueItem) == 0
+
+
+def test_stored_details_are_masked_wherever_a_person_reads_the_item(
+        storing: tuple[Runtime, FlaskClient], trigger_headers: dict, admin_headers: dict,
+        rt: Runtime) -> None:
+    on, client = storing
+    from tests.integration.conftest import _key
+    ops = {"Authorization": f"Bearer {_key(on, 'operations')}"}
+    resp = client.post("/api/v1/queue", headers=trigger_headers, json={"changes": [
+        bank_change("a0B9", "003X", Sort_Code__c=SORT_CODE, Account_Number__c=ACCOUNT)]})
+    assert resp.status_code == 202
+    (item,) = resp.get_json()["items"]
+    for headers in (ops, admin_headers):
+        shown = client.get(f"/api/v1/queue-items/{item['id']}", headers=headers)
+        assert shown.status_code == 200
+        text = shown.get_data(as_text=True)
+        assert ACCOUNT not in text and SORT_CODE not in text
+        assert shown.get_json()["fields"]["Account_Number__c"] == "[REDACTED]"
+    # An admin editing the Failed item's payload keeps the details it left masked.
+    from tests.integration.test_queue_api import _fail
+    _fail(on, item["id"])
+    edited = client.patch(f"/api/v1/queue-items/{item['id']}", headers=admin_headers, json={
+        "fields": {**shown.get_json()["fields"], "Account_Holder_Name__c": "Ada Lovelace"}})
+    assert edited.status_code == 200, edited.get_json()
+    assert ACCOUNT not in edited.get_data(as_text=True)
+    with on.db.transaction() as session:
+        row = session.get(QueueItem, item["id"])
+        assert row.fields["Account_Number__c"] == ACCOUNT
+        assert row.fields["Account_Holder_Name__c"] == "Ada Lovelace"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from rq import Queue
@@ -115,6 +116,40 @@ def test_bank_details_are_refused_while_the_setting_is_off(
     assert "/api/v1/bank-accounts" in error["message"]
     assert "55779911" not in resp.get_data(as_text=True)
     assert row_count(rt) == 0
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    # Under another object's field whose name says bank details.
+    ({"LastName": "L", "accountNumber": "55779911"}, "accountNumber"),
+    ({"LastName": "L", "Bank_Sort_Code": "20-00-00"}, "Bank_Sort_Code"),
+    # In free text: a sort code beside an account number, an IBAN, a keyed value.
+    ({"LastName": "L", "Description": "pay from 20-00-00 55779911"}, "Description"),
+    ({"LastName": "L", "Notes__c": "IBAN GB33 BUKB 2020 1555 5555 55"}, "Notes__c"),
+    ({"LastName": "L", "Notes__c": "account_number=55779911"}, "Notes__c"),
+    # Split over two fields of one change: a sort-code-like value and an account number.
+    ({"LastName": "L", "Ref1__c": "200000", "Ref2__c": "55779911"}, "Ref1__c"),
+])
+def test_bank_details_under_any_name_are_refused_naming_the_field(
+        client: FlaskClient, rt: Runtime, trigger_headers: dict, fields: dict,
+        named: str) -> None:
+    resp = client.post("/api/v1/queue", json={"changes": [change(1, fields=fields)]},
+                       headers=trigger_headers)
+    assert resp.status_code == 400, resp.get_json()
+    error = resp.get_json()["error"]
+    assert error["code"] == "bank_details_not_allowed"
+    assert named in error["message"]
+    body = resp.get_data(as_text=True)
+    assert "55779911" not in body and "1555" not in body
+    assert row_count(rt) == 0
+
+
+def test_ordinary_values_that_contain_digits_are_not_bank_details(
+        client: FlaskClient, rt: Runtime, trigger_headers: dict) -> None:
+    fields = {"LastName": "L", "Phone": "+44 20 7946 0958", "MailingPostalCode": "SW1A 1AA",
+              "MailingStreet": "10 Downing Street", "Email": "a1234567@example.com"}
+    resp = client.post("/api/v1/queue", json={"changes": [change(1, fields=fields)]},
+                       headers=trigger_headers)
+    assert resp.status_code == 202, resp.get_json()
 
 
 def _fail(rt: Runtime, item_id: int, error: str = "payments: amount must be positive") -> None:

@@ -3,7 +3,7 @@ import logging
 import pytest
 
 from app.logs import ContextFilter, log_context
-from app.redaction import MASK, redact, redact_value
+from app.redaction import MASK, bank_detail_fields, redact, redact_value, sensitive_key
 
 
 @pytest.mark.parametrize("text", [
@@ -46,3 +46,22 @@ def test_log_lines_carry_ids_and_never_details(caplog: pytest.LogCaptureFixture)
     record = caplog.records[-1]
     assert record.item_id == 42 and record.job_id == "pb-1"
     assert "31926819" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["Bank_Sort_Code", "accountNumber", "IBAN__c", "iban",
+                                  "Account_Number__c", "branch_code", "Payer_Acct_No__c"])
+def test_a_field_name_saying_bank_details_is_sensitive_however_spelled(name: str) -> None:
+    assert sensitive_key(name)
+
+
+@pytest.mark.parametrize("name", ["Sibanda__c", "Account_Number_Ending__c", "Bank_Name__c",
+                                  "Account_Holder_Name__c", "Contact__c", "AccountName"])
+def test_names_that_only_resemble_bank_details_are_not(name: str) -> None:
+    assert not sensitive_key(name)
+
+
+def test_bank_detail_fields_names_each_field_and_pairs_split_values() -> None:
+    assert bank_detail_fields({"A": "200000", "B": "55779911", "C": "x"}) == ["A", "B"]
+    assert bank_detail_fields({"A": "200000", "Amount": "12.50"}) == []
+    assert bank_detail_fields({"Sort_Code__c": "200000"},
+                              allowed=frozenset({"Sort_Code__c"})) == []
