@@ -531,7 +531,9 @@ def run(records: int = 2000, embedded: bool = False, scale: float = 1.0,
         trigger_idle(stack)
         drained, left = _drain(stack, drain_timeout)
         report = verify(stack, created, drained_in=time.monotonic() - last_fault,
-                        drained=drained, faults=chaos.log, left=left)
+                        drained=drained, faults=chaos.log, left=left,
+                        bank_details=[(VALID_DETAILS["sort_code"],
+                                       VALID_DETAILS["account_number"])])
     finally:
         stop.set()
         cleanup_errors = _shut_down(stack, injector, redis, None if keep else database_url)

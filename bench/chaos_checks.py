@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.mapping import status_label
 from app.records.models import RecordLink, StatusHistory
+from bench.leak_sweep import Needles, sweep
 from bench.stack import Stack
 from queues.models import QueueItem
 from webhooks.lifecycles import lifecycle_for
@@ -18,8 +20,10 @@ CHECKED = {"Mandate__c": ("mandates", "Mandate"), "Payment__c": ("payments", "Pa
 
 
 def verify(stack: Stack, created: dict[str, list[str]], *, drained_in: float, drained: bool,
-           faults: list[dict[str, Any]], left: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``left``: what was still in flight when the drain wait gave up (if it did)."""
+           faults: list[dict[str, Any]], left: dict[str, Any] | None = None,
+           bank_details: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """``left``: what was still in flight when the drain wait gave up (if it did);
+    ``bank_details``: the (sort code, account number) pairs the run used, swept for."""
     figures: dict[str, Any] = {"drained": drained, "drain_after_last_fault_s": round(drained_in, 1),
                                "faults_injected": len(faults),
                                "fault_errors": [f for f in faults if "error" in f]}
@@ -69,6 +73,13 @@ def verify(stack: Stack, created: dict[str, list[str]], *, drained_in: float, dr
         broken.append(f"{forged} forged events stored")
     if not drained:
         broken.append(f"the queues did not drain in time; left: {left}")
+    if bank_details:
+        leaks = sweep(Needles.of(bank_details), engine=stack.rt.db.engine,
+                      redis_conn=stack.rt.redis, crm_get=lambda path: stack.sf_call("GET", path),
+                      log_dir=stack.home / "log")
+        figures["bank_detail_leaks"] = len(leaks)
+        if leaks:
+            broken.append(f"bank details found where none may be: {leaks[:5]}")
     figures["fault_effects"] = _fault_effects(stack)
     return {"ok": not broken, "broken": broken, "figures": figures, "faults": faults}
 

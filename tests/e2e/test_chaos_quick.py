@@ -25,6 +25,7 @@ def test_nothing_is_lost_duplicated_or_moved_back_in_time_under_chaos() -> None:
     assert figures["crm_records_differing_from_gateway"] == 0
     assert figures["histories_with_illegal_or_skipped_moves"] == 0
     assert figures["forged_events_stored"] == 0
+    assert figures["bank_detail_leaks"] == 0  # swept: every table, Redis, CRM, logs
     assert figures["fault_errors"] == []
     effects = figures["fault_effects"]
     hooks = effects["webhook_delivery_counters"]
