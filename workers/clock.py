@@ -25,6 +25,7 @@ from queues import service
 from webhooks.catchup import catch_up
 from workers.context import set_runtime
 from workers.dispatcher import dispatch_api, dispatch_webhooks
+from workers.leadership import Leadership
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "paybridge:clock:heartbeat"
@@ -57,7 +58,15 @@ def _step(name: str, fn: Callable[[], int | None]) -> int:
     return 0
 
 
-def tick(rt: Runtime) -> int:
+def tick(rt: Runtime, leadership: Leadership | None = None) -> int:
+    """One beat. With several clocks, only the one holding the lead does the duties."""
+    if leadership is not None:
+        try:
+            if not leadership.hold():
+                return 0
+        except redis.RedisError as exc:  # no Redis, no dispatching either: wait for it
+            log.warning("clock cannot reach Redis to lead", extra={"error": str(exc)})
+            return 0
     dispatched = _step("dispatch_api", lambda: dispatch_api(rt))
     dispatched += _step("dispatch_webhooks", lambda: dispatch_webhooks(rt))
     if _every("prune", PRUNE_EVERY):
@@ -84,8 +93,13 @@ def run() -> None:
         signal.signal(sig, lambda *_: stop.set())
     interval = (settings.dispatch_interval if settings.api_queue_mode == "immediate"
                 else settings.schedule_interval)
-    log.info("clock starting", extra={"mode": settings.api_queue_mode, "interval_s": interval})
+    # A leader that stops renewing is replaced after a few beats (never under 10 s).
+    leadership = Leadership(rt.redis, max(10.0, 5 * interval))
+    log.info("clock starting", extra={"mode": settings.api_queue_mode, "interval_s": interval,
+                                      "clock": leadership.id})
     while not stop.is_set():
-        tick(rt)
+        tick(rt, leadership)
         stop.wait(interval)
+    with contextlib.suppress(redis.RedisError):
+        leadership.release()
     log.info("clock stopped")

@@ -25,6 +25,7 @@ from webhooks.schemas import EventSchema
 from workers import clock
 from workers.context import set_runtime
 from workers.jobs import process_api_items, process_webhook_events
+from workers.leadership import Leadership
 
 qi = QueueItem.__table__
 
@@ -128,6 +129,23 @@ def test_the_clock_survives_any_exception_in_a_tick(rt: Runtime, monkeypatch) ->
     assert rt.redis.get(clock.HEARTBEAT_KEY) is not None
     with rt.db.transaction() as session:
         assert session.get(QueueItem, item.id).job_id is not None
+
+
+def test_one_clock_leads_and_a_standby_takes_over_when_it_stops(rt: Runtime) -> None:
+    leader = Leadership(rt.redis, ttl_seconds=0.5, name="a")
+    standby = Leadership(rt.redis, ttl_seconds=0.5, name="b")
+    service.accept_changes(rt.db, [change("003L5")])
+    assert clock.tick(rt, leader) == 1  # the leader dispatches the due row
+    (second,) = service.accept_changes(rt.db, [change("003L6")])
+    assert clock.tick(rt, standby) == 0  # the standby does no duty while the lead is held
+    with rt.db.transaction() as session:
+        assert session.get(QueueItem, second.id).job_id is None
+    time.sleep(0.7)  # the leader froze past its lease
+    assert clock.tick(rt, standby) == 1  # ...and the standby took over
+    assert not leader.hold()  # the old leader, waking, finds it lost the lead
+    assert clock.tick(rt, leader) == 0
+    standby.release()
+    assert leader.hold()  # a clean stop hands the lead over at once
 
 
 def test_an_update_sends_what_a_discarded_update_left_behind(linked) -> None:
