@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.mapping import status_label
+from app.mapping import OBJECTS, SOBJECT_TO_OBJECT, status_label
 from app.records.models import RecordLink, StatusHistory
 from bench.leak_sweep import Needles, sweep
 from bench.stack import Stack
@@ -45,7 +45,15 @@ def verify(stack: Stack, created: dict[str, list[str]], *, drained_in: float, dr
     if duplicates:
         broken.append(f"gateway resources per CRM record not 1: {list(duplicates.items())[:5]}")
 
-    mismatched = _final_state_mismatches(stack, crm)
+    doubled = _gateway_ids_on_several_records(crm)
+    figures["gateway_resources_with_several_crm_records"] = len(doubled)
+    if doubled:
+        broken.append(f"one gateway resource, several CRM records: {doubled[:5]}")
+
+    compared: list[int] = []
+    mismatched = (_final_state_mismatches(stack, crm)
+                  + _field_mismatches(stack, crm, compared))
+    figures["crm_fields_compared_with_gateway"] = sum(compared)
     figures["crm_records_differing_from_gateway"] = len(mismatched)
     if mismatched:
         broken.append(f"CRM differs from the gateway: {mismatched[:5]}")
@@ -95,6 +103,46 @@ def _final_state_mismatches(stack: Stack, crm: dict[str, dict[str, Any]]) -> lis
                 if record.get("Status__c") != want:
                     out.append(f"{sobject} {record['Id']}: CRM {record.get('Status__c')} "
                                f"gateway {want}")
+    return out
+
+
+def _gateway_ids_on_several_records(crm: dict[str, dict[str, Any]]) -> list[str]:
+    """Every gateway resource, queued or gateway-originated, has at most one CRM record."""
+    out = []
+    for sobject, records in crm.items():
+        seen: dict[str, list[str]] = defaultdict(list)
+        for record in records.values():
+            if record.get("Gateway_Id__c"):
+                seen[record["Gateway_Id__c"]].append(record["Id"])
+        out += [f"{sobject} {gid}: {ids}" for gid, ids in seen.items() if len(ids) > 1]
+    return out
+
+
+def _field_mismatches(stack: Stack, crm: dict[str, dict[str, Any]],
+                      compared: list[int]) -> list[str]:
+    """Every mapped field a CRM record holds reached its gateway resource, converted as the
+    mapping converts it (the last update included: an update lost or half-sent shows here)."""
+    out = []
+    for sobject, records in crm.items():
+        obj = OBJECTS[SOBJECT_TO_OBJECT[sobject]]
+        gateway = {r["id"]: r for r in stack.gw_sim("GET", f"/resources/{obj.resource}")
+                   [obj.resource]}
+        for record in records.values():
+            resource = gateway.get(record.get("Gateway_Id__c") or "")
+            if resource is None:
+                continue
+            for fm in obj.fields:
+                value = record.get(fm.crm)
+                if fm.link or fm.sensitive or value in (None, ""):
+                    continue
+                want = fm.to_gateway(value) if fm.to_gateway else value
+                got: Any = resource
+                for part in fm.gateway.split("."):
+                    got = got.get(part) if isinstance(got, dict) else None
+                compared.append(1)
+                if got != want:
+                    out.append(f"{sobject} {record['Id']}.{fm.crm}: CRM {want!r} "
+                               f"gateway {got!r}")
     return out
 
 

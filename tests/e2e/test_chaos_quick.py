@@ -23,6 +23,8 @@ def test_nothing_is_lost_duplicated_or_moved_back_in_time_under_chaos() -> None:
     assert figures["records_confirmed"] == figures["records_sent"] > 0
     assert figures["gateway_resources_per_crm_record_not_1"] == 0
     assert figures["crm_records_differing_from_gateway"] == 0
+    assert figures["crm_fields_compared_with_gateway"] > figures["records_sent"]
+    assert figures["gateway_resources_with_several_crm_records"] == 0
     assert figures["histories_with_illegal_or_skipped_moves"] == 0
     assert figures["forged_events_stored"] == 0
     assert figures["bank_detail_leaks"] == 0  # swept: every table, Redis, CRM, logs
