@@ -42,7 +42,7 @@ from app.workrows.rows import DONE, PENDING
 from app.workrows.states import log_attempt, record_failure, record_wait, transition
 from webhooks import service
 from webhooks.crm_records import ensure_crm_record
-from webhooks.lifecycles import UnknownAction, lifecycle_for
+from webhooks.lifecycles import CREATED, UnknownAction, lifecycle_for
 from webhooks.models import APPLIED, PARKED, STAGE_APPLIED, STALE, WebhookEvent
 from webhooks.ordering import classify
 
@@ -193,13 +193,19 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
             due = ev.next_attempt_at <= now or ev.status != PARKED
             if due:
                 ev.attempts += 1
-            if (due and ev.attempts >= s.heal_after and item.heal is None
-                    and ev.id not in item.healed):
+            if (due and (ev.attempts >= s.heal_after or _unannounced(lifecycle, link))
+                    and item.heal is None and ev.id not in item.healed):
                 item.heal = ev.id
             transition(ev, PARKED, at=ev.next_attempt_at if not due
                        else now + timedelta(seconds=s.park_wait),
                        entry={"stage": "apply", "outcome": "parked", "error": ev.reason}
                        if due else None)
+
+
+def _unannounced(lifecycle: Any, link: Any) -> bool:
+    """A resource Paybridge has never seen whose type no ``created`` event announces (a
+    payout's first event is ``paid``): waiting for its starting event cannot help."""
+    return link.status is None and lifecycle is not None and CREATED not in lifecycle.actions
 
 
 def _record_failure(ctx: WebhookContext, ev: WebhookEvent, **kwargs: Any) -> str:
@@ -249,8 +255,9 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, lease: Lease) -> N
             return
         target = lifecycle.status_for(ev.action)
         route = lifecycle.path(link.status, target) if target else None
-        confirmed = target is not None and (gateway_status == target or
-                                            lifecycle.path(target, gateway_status) is not None)
+        confirmed = target is not None and (gateway_status == target or (
+            lifecycle.path(target, gateway_status) is not None
+            and not lifecycle.reachable_avoiding(link.status, gateway_status, target)))
         if route is not None and confirmed:
             for missing in route:  # the gateway's state proves these stages happened
                 records.record_transition(session, link, missing, source="heal",
