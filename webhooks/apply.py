@@ -68,6 +68,9 @@ class Touched:
     event_ids: list[int] = field(default_factory=list)
     heal: int | None = None  # an event whose gap should be healed from the gateway
     healed: set[int] = field(default_factory=set)  # at most one heal per event per job
+    # Whether the CRM record needs the link's status and watermark: not when the job only
+    # recorded informational events (nothing the CRM shows has changed).
+    needs_write: bool = False
 
 
 def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
@@ -164,8 +167,11 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
         events = service.lease_resource_events(session, ctx.db, OBJECTS[item.obj].resource,
                                                item.gateway_id, lease)
         waiting = [ev for ev in events if ev.stage != STAGE_APPLIED]
-        item.event_ids.extend(ev.id for ev in events if ev.stage == STAGE_APPLIED
-                              and ev.id not in item.event_ids)
+        earlier = [ev.id for ev in events if ev.stage == STAGE_APPLIED
+                   and ev.id not in item.event_ids]
+        # Applied by an earlier job whose CRM write is not known to have happened.
+        item.needs_write = item.needs_write or bool(earlier)
+        item.event_ids.extend(earlier)
         progress = True
         while progress:
             progress = False
@@ -182,6 +188,7 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
                     item.event_ids.append(ev.id)
                     waiting.remove(ev)
                     progress = progress or kind == "apply"
+                    item.needs_write = item.needs_write or kind == "apply"
                 elif kind == "stale":
                     transition(ev, STALE, at=now)
                     waiting.remove(ev)
@@ -224,7 +231,9 @@ def _decide(lifecycle: Any, link: Any, ev: WebhookEvent) -> tuple[str, str, str 
         decision = classify(lifecycle, link.status, watermark, ev.action, ev.event_time,
                             ev.event_id, resource_id=ev.resource_id)
     except UnknownAction as exc:
-        return "illegal", str(exc), None
+        # GoCardless adds event types without a new API version and asks receivers to
+        # ignore what they do not know: recorded (history, events list), nothing changed.
+        return "informational", f"{exc}; recorded, nothing changed", None
     return decision.kind, decision.reason, decision.to_status
 
 
@@ -262,6 +271,7 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, lease: Lease) -> N
             for missing in route:  # the gateway's state proves these stages happened
                 records.record_transition(session, link, missing, source="heal",
                                           cause=f"missing event; gateway is {gateway_status}")
+            item.needs_write = item.needs_write or bool(route)
             transition(ev, PENDING, hold=True)  # classified again in this job, leased then
             log_attempt(ev, {"stage": "heal", "outcome": "healed",
                              "error": f"filled {', '.join(route) or 'nothing'}"})
@@ -303,10 +313,11 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
                 continue
             with ctx.db.transaction() as session:
                 link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
-        if link and link.status and OBJECTS[item.obj].has_status:
-            fields[STATUS_FIELD] = status_label(link.status, labels)
-        if link and link.last_event_id:
-            fields[LAST_EVENT_FIELD] = link.last_event_id
+        if link and (item.needs_write or fields):
+            if link.status and OBJECTS[item.obj].has_status:
+                fields[STATUS_FIELD] = status_label(link.status, labels)
+            if link.last_event_id:
+                fields[LAST_EVENT_FIELD] = link.last_event_id
         writes.append((item, CrmWrite(OBJECTS[item.obj].sobject, crm_id, fields)))
     to_send = [(i, w) for i, w in writes if w.fields]
     done: list[int] = [e for i, w in writes if not w.fields for e in i.event_ids]

@@ -1,0 +1,145 @@
+"""GoCardless' event semantics through the real intake and apply path, against the emulators.
+
+Batches are signed and posted to ``/webhooks/gocardless`` like GoCardless posts them, stored
+by the real intake, then applied with ``process_events``; the gateway and Salesforce
+emulators run in threads over HTTP(S).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app.records import service as records
+from app.runtime import Runtime
+from app.web import create_app
+from tests.integration.test_webhook_apply import T0, ctx, gateway_payment, statuses
+from tests.leases import held
+from webhooks.apply import process_events
+from webhooks.models import WebhookEvent
+from webhooks.signature import sign
+
+
+@pytest.fixture
+def partners(emulators: tuple[Runtime, str, str]) -> tuple[Runtime, str, str]:
+    rt, gw_url, sf_url = emulators
+    settings = replace(rt.settings, park_wait=0.0, heal_after=2, webhook_keep_applied=3600.0)
+    return Runtime(settings), gw_url, sf_url
+
+
+def event(eid: str, resource_type: str, resource_id: str, action: str, minute: int,
+          **details: Any) -> dict[str, Any]:
+    singular = resource_type[:-1]
+    links = {singular: resource_id, **details.pop("links", {})}
+    return {"id": eid, "created_at": (T0 + timedelta(minutes=minute)).isoformat(),
+            "resource_type": resource_type, "action": action, "links": links,
+            "details": {"origin": "gocardless", "cause": action, **details}, "metadata": {}}
+
+
+def post(rt: Runtime, *events: dict[str, Any]) -> list[int]:
+    """Sign and post one batch to the real webhook endpoint; the stored rows' ids."""
+    body = json.dumps({"events": list(events)}).encode()
+    app = create_app(runtime=rt)
+    with app.test_client() as client:
+        answer = client.post("/webhooks/gocardless", data=body, headers={
+            "Content-Type": "application/json",
+            "Webhook-Signature": sign(body, rt.settings.webhook_secret)})
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+    with rt.db.transaction() as session:
+        return list(session.scalars(sa.select(WebhookEvent.id).where(
+            WebhookEvent.event_id.in_([e["id"] for e in events]))))
+
+
+def apply(rt: Runtime, ids: list[int], job: str) -> None:
+    process_events(ctx(rt), ids, held(rt, job))
+
+
+def rows(rt: Runtime) -> dict[str, tuple[str, str | None]]:
+    with rt.db.transaction() as session:
+        return {e.event_id: (e.status, e.reason) for e in session.scalars(sa.select(WebhookEvent))}
+
+
+def sf(rt: Runtime, sf_url: str, path: str) -> Any:
+    s = requests.Session()
+    s.trust_env = False
+    return s.get(f"{sf_url}/sim/{path}", verify=rt.settings.salesforce_ca_bundle,
+                 timeout=10).json()
+
+
+def crm_records(rt: Runtime, sf_url: str, sobject: str) -> list[dict[str, Any]]:
+    return list(sf(rt, sf_url, f"records/{sobject}")["records"])
+
+
+def history(rt: Runtime, obj: str, record_id: str) -> list[Any]:
+    with rt.db.transaction() as session:
+        _, entries = records.history(session, obj, record_id)
+        session.expunge_all()
+        return entries
+
+
+# Unknown actions -------------------------------------------------------------------------
+
+
+def test_an_unknown_action_is_informational_never_failed(partners) -> None:
+    rt, gw, sf_url = partners
+    pay = gateway_payment(gw)
+    apply(rt, post(rt, event("EV1", "payments", pay, "created", 1)), "job-a")
+    calls = sf(rt, sf_url, "stats")["api_calls_total"]
+
+    # GoCardless may add an action at any time; receivers are to ignore what they do not
+    # know. It is recorded, changes nothing and finishes Done.
+    apply(rt, post(rt, event("EV5", "payments", pay, "teleported", 5)), "job-b")
+    status, reason = rows(rt)["EV5"]
+    assert status == "applied" and "unknown event action 'teleported'" in (reason or "")
+    entries = history(rt, "Payment", pay)
+    unknown = [e for e in entries if e.event_id == "EV5"]
+    assert len(unknown) == 1 and unknown[0].from_status == unknown[0].to_status
+    assert unknown[0].cause and unknown[0].cause.startswith("teleported")
+    assert statuses(rt, pay) == ["pending_submission"]
+    assert sf(rt, sf_url, "stats")["api_calls_total"] == calls, "no CRM write for it"
+    (record,) = crm_records(rt, sf_url, "Payment__c")
+    assert record["Status__c"] == "Pending Submission" and record["Last_Event_Id__c"] == "EV1"
+
+    # The watermark did not move: an older status event still applies after it.
+    apply(rt, post(rt, event("EV3", "payments", pay, "submitted", 3)), "job-c")
+    assert statuses(rt, pay) == ["pending_submission", "submitted"]
+    assert rows(rt)["EV3"][0] == "applied"
+    (record,) = crm_records(rt, sf_url, "Payment__c")
+    assert record["Status__c"] == "Submitted" and record["Last_Event_Id__c"] == "EV3"
+
+
+def test_unknown_events_are_listed_for_admins_as_applied(partners) -> None:
+    rt, gw, _ = partners
+    pay = gateway_payment(gw)
+    apply(rt, post(rt, event("EV1", "payments", pay, "created", 1),
+                   event("EV2", "payments", pay, "brand_new_action", 2)), "job-a")
+    app = create_app(runtime=rt)
+    from app.auth import create_key
+
+    with rt.db.transaction() as session:
+        key = create_key(session, "ops", "admin")[1]
+    with app.test_client() as client:
+        listed = client.get("/api/v1/webhook-events?status=applied",
+                            headers={"Authorization": f"Bearer {key}"}).get_json()
+        failed = client.get("/api/v1/webhook-events?status=failed",
+                            headers={"Authorization": f"Bearer {key}"}).get_json()
+    assert failed["items"] == []
+    unknown = next(i for i in listed["items"] if i["event_id"] == "EV2")
+    assert "unknown event action" in unknown["reason"]
+
+
+def test_an_unknown_action_finishes_done_like_any_applied_event(partners) -> None:
+    rt, gw, _ = partners
+    done = Runtime(replace(rt.settings, webhook_keep_applied=0.0))
+    pay = gateway_payment(gw)
+    apply(done, post(done, event("EV1", "payments", pay, "created", 1),
+                     event("EV2", "payments", pay, "not_yet_invented", 2)), "job-a")
+    assert rows(done) == {}  # Done: deleted like every applied event; history keeps both
+    assert [e.event_id for e in history(done, "Payment", pay)] == ["EV1", "EV2"]
+    done.db.dispose()
