@@ -48,6 +48,11 @@ from webhooks.ordering import classify
 
 log = logging.getLogger(__name__)
 
+AWAITING_APPROVAL = "pending_customer_approval"
+# Events only a resource that started awaiting its customer's approval receives.
+APPROVAL_ACTIONS = frozenset({"customer_approval_granted", "customer_approval_denied",
+                              "customer_approval_skipped"})
+
 
 @dataclass
 class WebhookContext:
@@ -71,6 +76,10 @@ class Touched:
     # Whether the CRM record needs the link's status and watermark: not when the job only
     # recorded informational events (nothing the CRM shows has changed).
     needs_write: bool = False
+    # The resource as the gateway reported it when its created event came first (reused
+    # when its CRM record is made), and the real starting status taken from it.
+    resource: dict[str, Any] | None = None
+    created_status: str | None = None
 
 
 def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
@@ -111,6 +120,7 @@ def _resource(ctx: WebhookContext, resource_type: str, resource_id: str | None, 
         return
     item = Touched(obj, resource_id)
     touched.append(item)
+    _starting_status(ctx, item, lease)
     _classify_resource(ctx, item, lease)
     while item.heal is not None:
         heal_id, item.heal = item.heal, None
@@ -158,6 +168,34 @@ def _finish_unlinked(ctx: WebhookContext, resource_type: str, resource_id: str |
                 _done(session, ev, ctx.settings)
 
 
+def _starting_status(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
+    """A created event for a resource new to Paybridge: ask the gateway where it started.
+
+    The table's default starting status is wrong for restricted mandates and for payments
+    and subscriptions awaiting customer approval (pending_customer_approval). The gateway's
+    current status is the starting one while it is still a starting status; once it has
+    moved on, an approval event held for the resource shows it started awaiting approval.
+    """
+    resource_type = OBJECTS[item.obj].resource
+    lifecycle = lifecycle_for(resource_type)
+    if lifecycle is None:
+        return
+    with ctx.db.transaction() as session:
+        link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
+        if link is not None and link.status is not None:
+            return
+        actions = service.workable_actions(session, resource_type, item.gateway_id)
+    if CREATED not in actions:
+        return
+    lease.ensure(ctx.db, ctx.settings.partner_call_budget)
+    item.resource = ctx.gateway.get(resource_type, item.gateway_id)
+    status = item.resource.get("status")
+    if status in lifecycle.initial:
+        item.created_status = str(status)
+    elif APPROVAL_ACTIONS & actions and AWAITING_APPROVAL in lifecycle.initial:
+        item.created_status = AWAITING_APPROVAL
+
+
 def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
     s = ctx.settings
     lifecycle = lifecycle_for(OBJECTS[item.obj].resource)
@@ -176,7 +214,7 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
         while progress:
             progress = False
             for ev in list(waiting):
-                kind, reason, to_status = _decide(lifecycle, link, ev)
+                kind, reason, to_status = _decide(lifecycle, link, ev, item.created_status)
                 ev.reason = reason
                 if kind in ("apply", "informational"):
                     records.record_transition(
@@ -223,13 +261,15 @@ def _record_failure(ctx: WebhookContext, ev: WebhookEvent, **kwargs: Any) -> str
     return outcome
 
 
-def _decide(lifecycle: Any, link: Any, ev: WebhookEvent) -> tuple[str, str, str | None]:
+def _decide(lifecycle: Any, link: Any, ev: WebhookEvent,
+            created_status: str | None = None) -> tuple[str, str, str | None]:
     if lifecycle is None:
         return "informational", f"{ev.resource_type}: recorded", None
     watermark = (link.last_event_at, link.last_event_id) if link.last_event_at else None
     try:
         decision = classify(lifecycle, link.status, watermark, ev.action, ev.event_time,
-                            ev.event_id, resource_id=ev.resource_id)
+                            ev.event_id, resource_id=ev.resource_id,
+                            created_status=created_status)
     except UnknownAction as exc:
         # GoCardless adds event types without a new API version and asks receivers to
         # ignore what they do not know: recorded (history, events list), nothing changed.
@@ -298,7 +338,8 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
             # metadata.crm_id (an insert whose answer was lost) and lack the gateway id.
             fields[GATEWAY_ID_FIELD] = item.gateway_id
             try:
-                crm_id = ensure_crm_record(ctx, item.obj, item.gateway_id, labels, lease)
+                crm_id = ensure_crm_record(ctx, item.obj, item.gateway_id, labels, lease,
+                                           resource=item.resource)
             except LeaseLost as exc:
                 log.warning("lease not certain; CRM record not made", extra={"error": str(exc)})
                 continue

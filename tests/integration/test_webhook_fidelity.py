@@ -143,3 +143,101 @@ def test_an_unknown_action_finishes_done_like_any_applied_event(partners) -> Non
     assert rows(done) == {}  # Done: deleted like every applied event; history keeps both
     assert [e.event_id for e in history(done, "Payment", pay)] == ["EV1", "EV2"]
     done.db.dispose()
+
+
+# The real starting status --------------------------------------------------------------
+
+
+def gateway(gw_url: str) -> requests.Session:
+    s = requests.Session()
+    s.headers["Authorization"] = "Bearer sandbox-token"
+    s.trust_env = False
+    return s
+
+
+def create(gw_url: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = gateway(gw_url).post(f"{gw_url}/{kind}", json={kind: body}, timeout=10)
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json()[kind])
+
+
+def control(gw_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = gateway(gw_url).post(f"{gw_url}/sim{path}", json=body, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def emitted(gw_url: str, **filters: str) -> list[dict[str, Any]]:
+    """The emulator's own events (as GoCardless would deliver them), oldest first."""
+    resp = gateway(gw_url).get(f"{gw_url}/events", params={
+        "sort_direction": "asc", "limit": 500, **filters}, timeout=10)
+    return list(resp.json()["events"])
+
+
+def gateway_mandate(gw_url: str) -> str:
+    customer = create(gw_url, "customers", {"given_name": "A", "family_name": "B",
+                                            "email": "a@b.c"})
+    account = create(gw_url, "customer_bank_accounts", {
+        "account_holder_name": "A B", "account_number": "55779911", "branch_code": "200000",
+        "country_code": "GB", "links": {"customer": customer["id"]}})
+    return str(create(gw_url, "mandates", {"links": {"customer_bank_account": account["id"]}})[
+        "id"])
+
+
+def _resource(gw_url: str, kind: str) -> str:
+    if kind == "mandates":
+        return gateway_mandate(gw_url)
+    mandate = gateway_mandate(gw_url)
+    body: dict[str, Any] = {"amount": 1500, "currency": "GBP", "links": {"mandate": mandate}}
+    if kind == "subscriptions":
+        body["interval_unit"] = "monthly"
+    return str(create(gw_url, kind, body)["id"])
+
+
+OBJECT = {"mandates": "Mandate", "payments": "Payment", "subscriptions": "Subscription"}
+NEXT = {"mandates": "pending_submission", "payments": "pending_submission",
+        "subscriptions": "active"}
+
+
+@pytest.mark.parametrize("kind", ["mandates", "payments", "subscriptions"])
+def test_a_resource_awaiting_approval_starts_there(partners, kind: str) -> None:
+    rt, gw, sf_url = partners
+    control(gw, "/settings", {"customer_approval": [kind]})
+    resource = _resource(gw, kind)
+    singular = kind[:-1]
+    (created,) = [e for e in emitted(gw, resource_type=kind) if e["links"][singular] == resource]
+    apply(rt, post(rt, created), "job-a")
+    entries = history(rt, OBJECT[kind], resource)
+    assert [e.to_status for e in entries] == ["pending_customer_approval"]
+    (record,) = [r for r in crm_records(rt, sf_url, f"{OBJECT[kind]}__c")
+                 if r["Gateway_Id__c"] == resource]
+    assert record["Status__c"] == "Pending Customer Approval"
+
+    control(gw, "/transition", {"resource_type": kind, "id": resource,
+                                "action": "customer_approval_granted"})
+    granted = emitted(gw, resource_type=kind, action="customer_approval_granted")[-1]
+    apply(rt, post(rt, granted), "job-b")
+    entries = history(rt, OBJECT[kind], resource)
+    assert [e.to_status for e in entries] == ["pending_customer_approval", NEXT[kind]]
+
+
+def test_a_late_created_event_still_starts_awaiting_approval(partners) -> None:
+    """The gateway has moved on by the time the created event is applied: the approval
+    event held beside it shows where the mandate started."""
+    rt, gw, _ = partners
+    control(gw, "/settings", {"customer_approval": ["mandates"]})
+    mandate = gateway_mandate(gw)
+    control(gw, "/advance", {"resource_type": "mandates", "ids": [mandate], "to": "submitted"})
+    events = [e for e in emitted(gw, resource_type="mandates") if e["links"]["mandate"] == mandate]
+    assert [e["action"] for e in events] == ["created", "customer_approval_granted", "submitted"]
+    apply(rt, post(rt, *events), "job-a")
+    assert [e.to_status for e in history(rt, "Mandate", mandate)] == [
+        "pending_customer_approval", "pending_submission", "submitted"]
+
+
+def test_without_approval_the_default_starting_status_stays(partners) -> None:
+    rt, gw, _ = partners
+    payment = _resource(gw, "payments")
+    (created,) = emitted(gw, resource_type="payments")
+    apply(rt, post(rt, created), "job-a")
+    assert [e.to_status for e in history(rt, "Payment", payment)] == ["pending_submission"]
