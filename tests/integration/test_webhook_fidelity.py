@@ -241,3 +241,49 @@ def test_without_approval_the_default_starting_status_stays(partners) -> None:
     (created,) = emitted(gw, resource_type="payments")
     apply(rt, post(rt, created), "job-a")
     assert [e.to_status for e in history(rt, "Payment", payment)] == ["pending_submission"]
+
+
+# Retries and payouts -------------------------------------------------------------------
+
+
+def test_a_retried_payment_goes_back_to_pending_submission(partners) -> None:
+    """gocardless_pro PaymentsService.retry: resubmission_requested, then "the same process
+    as its initial creation" (submitted, then confirmed or failed)."""
+    rt, gw, sf_url = partners
+    payment = _resource(gw, "payments")
+    control(gw, "/advance", {"resource_type": "payments", "ids": [payment], "to": "submitted"})
+    control(gw, "/transition", {"resource_type": "payments", "id": payment, "action": "failed"})
+    retried = gateway(gw).post(f"{gw}/payments/{payment}/actions/retry", json={"data": {}},
+                               timeout=10)
+    assert retried.json()["payments"]["status"] == "pending_submission"
+    control(gw, "/advance", {"resource_type": "payments", "ids": [payment], "to": "submitted"})
+    events = [e for e in emitted(gw, resource_type="payments")
+              if e["links"]["payment"] == payment]
+    assert [e["action"] for e in events] == [
+        "created", "submitted", "failed", "resubmission_requested", "submitted"]
+    # The retry's submitted arrives before its resubmission_requested: it waits for it.
+    apply(rt, post(rt, *events[:3], events[4]), "job-a")
+    assert rows(rt)[events[4]["id"]][0] == "parked"
+    apply(rt, post(rt, events[3]), "job-b")
+    assert statuses(rt, payment) == ["pending_submission", "submitted", "failed",
+                                     "pending_submission", "submitted"]
+    (record,) = crm_records(rt, sf_url, "Payment__c")
+    assert record["Status__c"] == "Submitted" and record["Last_Event_Id__c"] == events[4]["id"]
+
+
+def test_a_payout_first_heard_of_when_paid_is_applied_at_once(partners) -> None:
+    """GoCardless sends no created event for payouts: waiting for one cannot help."""
+    rt, gw, sf_url = partners
+    payment = _resource(gw, "payments")
+    control(gw, "/advance", {"resource_type": "payments", "ids": [payment], "to": "paid_out"})
+    payout = gateway(gw).get(f"{gw}/payments/{payment}", timeout=10).json()["payments"][
+        "links"]["payout"]
+    control(gw, "/advance", {"resource_type": "payouts", "ids": [payout], "to": "paid"})
+    (paid,) = emitted(gw, resource_type="payouts")
+    assert paid["action"] == "paid"
+    slow = Runtime(replace(rt.settings, heal_after=5))
+    apply(slow, post(slow, paid), "job-a")
+    assert [e.to_status for e in history(slow, "Payout", payout)] == ["pending", "paid"]
+    (record,) = crm_records(slow, sf_url, "Payout__c")
+    assert record["Status__c"] == "Paid" and record["Gateway_Id__c"] == payout
+    slow.db.dispose()
