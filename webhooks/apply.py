@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,13 +45,10 @@ from webhooks.crm_records import ensure_crm_record
 from webhooks.lifecycles import CREATED, UnknownAction, lifecycle_for
 from webhooks.models import APPLIED, PARKED, STAGE_APPLIED, STALE, WebhookEvent
 from webhooks.ordering import classify
+from webhooks.replacement import relink, replacement_of
+from webhooks.starting import starting_status
 
 log = logging.getLogger(__name__)
-
-AWAITING_APPROVAL = "pending_customer_approval"
-# Events only a resource that started awaiting its customer's approval receives.
-APPROVAL_ACTIONS = frozenset({"customer_approval_granted", "customer_approval_denied",
-                              "customer_approval_skipped"})
 
 
 @dataclass
@@ -80,6 +77,8 @@ class Touched:
     # when its CRM record is made), and the real starting status taken from it.
     resource: dict[str, Any] | None = None
     created_status: str | None = None
+    replaced_by: str | None = None  # a mandate replaced event's links.new_mandate
+    replaced_at: datetime | None = None
 
 
 def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
@@ -120,7 +119,7 @@ def _resource(ctx: WebhookContext, resource_type: str, resource_id: str | None, 
         return
     item = Touched(obj, resource_id)
     touched.append(item)
-    _starting_status(ctx, item, lease)
+    item.resource, item.created_status = starting_status(ctx, item.obj, item.gateway_id, lease)
     _classify_resource(ctx, item, lease)
     while item.heal is not None:
         heal_id, item.heal = item.heal, None
@@ -168,34 +167,6 @@ def _finish_unlinked(ctx: WebhookContext, resource_type: str, resource_id: str |
                 _done(session, ev, ctx.settings)
 
 
-def _starting_status(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
-    """A created event for a resource new to Paybridge: ask the gateway where it started.
-
-    The table's default starting status is wrong for restricted mandates and for payments
-    and subscriptions awaiting customer approval (pending_customer_approval). The gateway's
-    current status is the starting one while it is still a starting status; once it has
-    moved on, an approval event held for the resource shows it started awaiting approval.
-    """
-    resource_type = OBJECTS[item.obj].resource
-    lifecycle = lifecycle_for(resource_type)
-    if lifecycle is None:
-        return
-    with ctx.db.transaction() as session:
-        link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
-        if link is not None and link.status is not None:
-            return
-        actions = service.workable_actions(session, resource_type, item.gateway_id)
-    if CREATED not in actions:
-        return
-    lease.ensure(ctx.db, ctx.settings.partner_call_budget)
-    item.resource = ctx.gateway.get(resource_type, item.gateway_id)
-    status = item.resource.get("status")
-    if status in lifecycle.initial:
-        item.created_status = str(status)
-    elif APPROVAL_ACTIONS & actions and AWAITING_APPROVAL in lifecycle.initial:
-        item.created_status = AWAITING_APPROVAL
-
-
 def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
     s = ctx.settings
     lifecycle = lifecycle_for(OBJECTS[item.obj].resource)
@@ -207,6 +178,9 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
         waiting = [ev for ev in events if ev.stage != STAGE_APPLIED]
         earlier = [ev.id for ev in events if ev.stage == STAGE_APPLIED
                    and ev.id not in item.event_ids]
+        for ev in events:
+            if ev.stage == STAGE_APPLIED:
+                _note_replacement(item, ev)
         # Applied by an earlier job whose CRM write is not known to have happened.
         item.needs_write = item.needs_write or bool(earlier)
         item.event_ids.extend(earlier)
@@ -224,6 +198,7 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
                     transition(ev, PENDING, hold=True)
                     ev.stage = STAGE_APPLIED
                     item.event_ids.append(ev.id)
+                    _note_replacement(item, ev)
                     waiting.remove(ev)
                     progress = progress or kind == "apply"
                     item.needs_write = item.needs_write or kind == "apply"
@@ -245,6 +220,13 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
                        else now + timedelta(seconds=s.park_wait),
                        entry={"stage": "apply", "outcome": "parked", "error": ev.reason}
                        if due else None)
+
+
+def _note_replacement(item: Touched, ev: WebhookEvent) -> None:
+    new_id = replacement_of(ev)
+    if new_id is not None:
+        item.replaced_by, item.replaced_at = new_id, ev.event_time
+        item.needs_write = True
 
 
 def _unannounced(lifecycle: Any, link: Any) -> bool:
@@ -354,6 +336,11 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
                 continue
             with ctx.db.transaction() as session:
                 link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
+        if item.replaced_by is not None:
+            link = _follow_replacement(ctx, item, lease)
+            if link is None:
+                continue
+            fields[GATEWAY_ID_FIELD] = item.gateway_id
         if link and (item.needs_write or fields):
             if link.status and OBJECTS[item.obj].has_status:
                 fields[STATUS_FIELD] = status_label(link.status, labels)
@@ -384,6 +371,24 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
                 f"Salesforce: {result.message}")
             _crm_failed(ctx, item.event_ids, lease, error)
     return _finish(ctx, done, lease)
+
+
+def _follow_replacement(ctx: WebhookContext, item: Touched, lease: Lease) -> Any:
+    """Re-link a replaced mandate's record to the new mandate (once its CRM record exists,
+    so its history can be kept with it); the link, or None when the events were failed."""
+    assert item.replaced_by is not None
+    try:
+        with ctx.db.transaction() as session:
+            if item.replaced_by != item.gateway_id:
+                relink(session, item.obj, item.gateway_id, item.replaced_by, lease,
+                       event_time=item.replaced_at)
+                item.gateway_id = item.replaced_by  # the lease moved with the link row
+            return records.find_link(session, item.obj, gateway_id=item.gateway_id)
+    except LeaseLost as exc:
+        log.warning("lease not certain; mandate not re-linked", extra={"error": str(exc)})
+    except PartnerError as exc:
+        _crm_failed(ctx, item.event_ids, lease, exc, stage="relink")
+    return None
 
 
 def _paused_for(ctx: WebhookContext, exc: PausedError) -> float:
@@ -434,12 +439,13 @@ def _done(session: Any, ev: WebhookEvent, settings: Settings) -> None:
         session.delete(ev)
 
 
-def _crm_failed(ctx: WebhookContext, ids: list[int], lease: Lease, exc: PartnerError) -> None:
+def _crm_failed(ctx: WebhookContext, ids: list[int], lease: Lease, exc: PartnerError,
+                stage: str = "crm") -> None:
     s = ctx.settings
     with ctx.db.transaction() as session:
         for ev in _owned_events(session, ids, lease):
             _record_failure(
-                ctx, ev, stage="crm", error=str(exc), transient=isinstance(exc, TransientError),
+                ctx, ev, stage=stage, error=str(exc), transient=isinstance(exc, TransientError),
                 schedule=s.retry_schedule, jitter=s.retry_jitter,
                 retry_after=getattr(exc, "retry_after", None), status=exc.status)
 

@@ -287,3 +287,76 @@ def test_a_payout_first_heard_of_when_paid_is_applied_at_once(partners) -> None:
     (record,) = crm_records(slow, sf_url, "Payout__c")
     assert record["Status__c"] == "Paid" and record["Gateway_Id__c"] == payout
     slow.db.dispose()
+
+
+# A replaced mandate ----------------------------------------------------------------------
+
+
+def test_a_replaced_mandate_relinks_its_record_so_later_payments_use_the_new_one(
+        partners) -> None:
+    from queues import service as queue_service
+    from queues.processor import process_batch
+    from workers.context import queue_context
+
+    rt, gw, sf_url = partners
+    old = gateway_mandate(gw)
+    control(gw, "/advance", {"resource_type": "mandates", "ids": [old], "to": "active"})
+    apply(rt, post(rt, *emitted(gw, resource_type="mandates")), "job-a")
+    (record,) = crm_records(rt, sf_url, "Mandate__c")
+    assert record["Gateway_Id__c"] == old and record["Status__c"] == "Active"
+
+    # GoCardless: "The event will include links[new_mandate] with the ID of the new mandate".
+    result = control(gw, "/transition", {"resource_type": "mandates", "id": old,
+                                         "action": "replaced"})
+    new = result["event"]["links"]["new_mandate"]
+    apply(rt, post(rt, result["event"]), "job-b")
+
+    with rt.db.transaction() as session:
+        link = records.find_link(session, "Mandate", gateway_id=new)
+        assert link is not None and link.crm_id == record["Id"] and link.status == "active"
+        assert records.find_link(session, "Mandate", gateway_id=old) is None
+    (record,) = crm_records(rt, sf_url, "Mandate__c")
+    assert record["Gateway_Id__c"] == new and record["Status__c"] == "Active"
+    entries = history(rt, "Mandate", record["Id"])
+    assert [e.to_status for e in entries if e.from_status != e.to_status] == [
+        "pending_submission", "submitted", "active"]
+    relinked = [e for e in entries if e.cause and "re-linked" in e.cause]
+    assert len(relinked) == 1 and old in relinked[0].cause and relinked[0].gateway_id == new
+    assert rows(rt)[result["event"]["id"]][0] == "applied"
+
+    # A payment queued from the CRM afterwards is taken against the new mandate.
+    s = requests.Session()
+    s.trust_env = False
+    payment_crm = s.post(f"{sf_url}/sim/records/Payment__c", json={
+        "Mandate__c": record["Id"], "Amount__c": 12.5, "Currency__c": "GBP"},
+        verify=rt.settings.salesforce_ca_bundle, timeout=10).json()["id"]
+    (item,) = queue_service.accept_changes(rt.db, [{
+        "object": "Payment", "record_id": payment_crm, "operation": "insert",
+        "fields": {"Mandate__c": record["Id"], "Amount__c": 12.5, "Currency__c": "GBP"}}])
+    claimed = queue_service.claim(rt.db, [item.id], held(rt, "queue", 30))
+    process_batch(queue_context(rt), claimed, held(rt, "queue"))
+    (payment,) = crm_records(rt, sf_url, "Payment__c")
+    assert payment["Gateway_Id__c"], payment
+    at_gateway = gateway(gw).get(f"{gw}/payments/{payment['Gateway_Id__c']}", timeout=10)
+    assert at_gateway.json()["payments"]["links"]["mandate"] == new
+
+
+def test_a_replacement_onto_a_mandate_with_its_own_record_waits_for_an_admin(
+        partners) -> None:
+    rt, gw, _ = partners
+    old = gateway_mandate(gw)
+    control(gw, "/advance", {"resource_type": "mandates", "ids": [old], "to": "active"})
+    apply(rt, post(rt, *emitted(gw, resource_type="mandates")), "job-a")
+    result = control(gw, "/transition", {"resource_type": "mandates", "id": old,
+                                         "action": "replaced"})
+    new = result["event"]["links"]["new_mandate"]
+    with rt.db.transaction() as session:  # the new mandate reached the CRM another way
+        records.upsert_link(session, "Mandate", crm_id="a0MOTHER", gateway_id=new)
+    apply(rt, post(rt, result["event"]), "job-b")
+    status, _ = rows(rt)[result["event"]["id"]]
+    assert status == "failed"
+    with rt.db.transaction() as session:
+        (ev,) = session.scalars(sa.select(WebhookEvent).where(
+            WebhookEvent.event_id == result["event"]["id"]))
+        assert "already has its own record" in ev.error_log[-1]["error"]
+        assert records.find_link(session, "Mandate", gateway_id=old) is not None
