@@ -57,9 +57,9 @@ class Transition:
 def _t(sources: str, target: str | None, origin: str, cause: str, description: str,
        others: str = "", **extra: object) -> Transition:
     """``others`` lists further documented pairs as "origin:cause origin:cause"."""
-    pairs = frozenset(tuple(pair.split(":", 1)) for pair in others.split())
+    pairs = frozenset((o, c) for o, c in (pair.split(":", 1) for pair in others.split()))
     return Transition(frozenset(sources.split()), target, origin, cause, description, extra,
-                      pairs)  # type: ignore[arg-type]
+                      pairs)
 
 
 def _silent(sources: str, target: str) -> Transition:
