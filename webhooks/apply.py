@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,9 +42,11 @@ from app.workrows.rows import DONE, PENDING
 from app.workrows.states import log_attempt, record_failure, record_wait, transition
 from webhooks import service
 from webhooks.crm_records import ensure_crm_record
-from webhooks.lifecycles import UnknownAction, lifecycle_for
+from webhooks.lifecycles import CREATED, UnknownAction, lifecycle_for
 from webhooks.models import APPLIED, PARKED, STAGE_APPLIED, STALE, WebhookEvent
 from webhooks.ordering import classify
+from webhooks.replacement import relink, replacement_of
+from webhooks.starting import starting_status
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,15 @@ class Touched:
     event_ids: list[int] = field(default_factory=list)
     heal: int | None = None  # an event whose gap should be healed from the gateway
     healed: set[int] = field(default_factory=set)  # at most one heal per event per job
+    # Whether the CRM record needs the link's status and watermark: not when the job only
+    # recorded informational events (nothing the CRM shows has changed).
+    needs_write: bool = False
+    # The resource as the gateway reported it when its created event came first (reused
+    # when its CRM record is made), and the real starting status taken from it.
+    resource: dict[str, Any] | None = None
+    created_status: str | None = None
+    replaced_by: str | None = None  # a mandate replaced event's links.new_mandate
+    replaced_at: datetime | None = None
 
 
 def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
@@ -108,6 +119,7 @@ def _resource(ctx: WebhookContext, resource_type: str, resource_id: str | None, 
         return
     item = Touched(obj, resource_id)
     touched.append(item)
+    item.resource, item.created_status = starting_status(ctx, item.obj, item.gateway_id, lease)
     _classify_resource(ctx, item, lease)
     while item.heal is not None:
         heal_id, item.heal = item.heal, None
@@ -164,13 +176,19 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
         events = service.lease_resource_events(session, ctx.db, OBJECTS[item.obj].resource,
                                                item.gateway_id, lease)
         waiting = [ev for ev in events if ev.stage != STAGE_APPLIED]
-        item.event_ids.extend(ev.id for ev in events if ev.stage == STAGE_APPLIED
-                              and ev.id not in item.event_ids)
+        earlier = [ev.id for ev in events if ev.stage == STAGE_APPLIED
+                   and ev.id not in item.event_ids]
+        for ev in events:
+            if ev.stage == STAGE_APPLIED:
+                _note_replacement(item, ev)
+        # Applied by an earlier job whose CRM write is not known to have happened.
+        item.needs_write = item.needs_write or bool(earlier)
+        item.event_ids.extend(earlier)
         progress = True
         while progress:
             progress = False
             for ev in list(waiting):
-                kind, reason, to_status = _decide(lifecycle, link, ev)
+                kind, reason, to_status = _decide(lifecycle, link, ev, item.created_status)
                 ev.reason = reason
                 if kind in ("apply", "informational"):
                     records.record_transition(
@@ -180,8 +198,10 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
                     transition(ev, PENDING, hold=True)
                     ev.stage = STAGE_APPLIED
                     item.event_ids.append(ev.id)
+                    _note_replacement(item, ev)
                     waiting.remove(ev)
                     progress = progress or kind == "apply"
+                    item.needs_write = item.needs_write or kind == "apply"
                 elif kind == "stale":
                     transition(ev, STALE, at=now)
                     waiting.remove(ev)
@@ -193,13 +213,26 @@ def _classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None
             due = ev.next_attempt_at <= now or ev.status != PARKED
             if due:
                 ev.attempts += 1
-            if (due and ev.attempts >= s.heal_after and item.heal is None
-                    and ev.id not in item.healed):
+            if (due and (ev.attempts >= s.heal_after or _unannounced(lifecycle, link))
+                    and item.heal is None and ev.id not in item.healed):
                 item.heal = ev.id
             transition(ev, PARKED, at=ev.next_attempt_at if not due
                        else now + timedelta(seconds=s.park_wait),
                        entry={"stage": "apply", "outcome": "parked", "error": ev.reason}
                        if due else None)
+
+
+def _note_replacement(item: Touched, ev: WebhookEvent) -> None:
+    new_id = replacement_of(ev)
+    if new_id is not None:
+        item.replaced_by, item.replaced_at = new_id, ev.event_time
+        item.needs_write = True
+
+
+def _unannounced(lifecycle: Any, link: Any) -> bool:
+    """A resource Paybridge has never seen whose type no ``created`` event announces (a
+    payout's first event is ``paid``): waiting for its starting event cannot help."""
+    return link.status is None and lifecycle is not None and CREATED not in lifecycle.actions
 
 
 def _record_failure(ctx: WebhookContext, ev: WebhookEvent, **kwargs: Any) -> str:
@@ -210,15 +243,19 @@ def _record_failure(ctx: WebhookContext, ev: WebhookEvent, **kwargs: Any) -> str
     return outcome
 
 
-def _decide(lifecycle: Any, link: Any, ev: WebhookEvent) -> tuple[str, str, str | None]:
+def _decide(lifecycle: Any, link: Any, ev: WebhookEvent,
+            created_status: str | None = None) -> tuple[str, str, str | None]:
     if lifecycle is None:
         return "informational", f"{ev.resource_type}: recorded", None
     watermark = (link.last_event_at, link.last_event_id) if link.last_event_at else None
     try:
         decision = classify(lifecycle, link.status, watermark, ev.action, ev.event_time,
-                            ev.event_id, resource_id=ev.resource_id)
+                            ev.event_id, resource_id=ev.resource_id,
+                            created_status=created_status)
     except UnknownAction as exc:
-        return "illegal", str(exc), None
+        # GoCardless adds event types without a new API version and asks receivers to
+        # ignore what they do not know: recorded (history, events list), nothing changed.
+        return "informational", f"{exc}; recorded, nothing changed", None
     return decision.kind, decision.reason, decision.to_status
 
 
@@ -261,12 +298,14 @@ def _heal(ctx: WebhookContext, item: Touched, event_row: int, lease: Lease) -> N
             return
         target = lifecycle.status_for(ev.action)
         route = lifecycle.path(link.status, target) if target else None
-        confirmed = target is not None and (gateway_status == target or
-                                            lifecycle.path(target, gateway_status) is not None)
+        confirmed = target is not None and (gateway_status == target or (
+            lifecycle.path(target, gateway_status) is not None
+            and not lifecycle.reachable_avoiding(link.status, gateway_status, target)))
         if route is not None and confirmed:
             for missing in route:  # the gateway's state proves these stages happened
                 records.record_transition(session, link, missing, source="heal",
                                           cause=f"missing event; gateway is {gateway_status}")
+            item.needs_write = item.needs_write or bool(route)
             transition(ev, PENDING, hold=True)  # classified again in this job, leased then
             log_attempt(ev, {"stage": "heal", "outcome": "healed",
                              "error": f"filled {', '.join(route) or 'nothing'}"})
@@ -293,7 +332,8 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
             # metadata.crm_id (an insert whose answer was lost) and lack the gateway id.
             fields[GATEWAY_ID_FIELD] = item.gateway_id
             try:
-                crm_id = ensure_crm_record(ctx, item.obj, item.gateway_id, labels, lease)
+                crm_id = ensure_crm_record(ctx, item.obj, item.gateway_id, labels, lease,
+                                           resource=item.resource)
             except LeaseLost as exc:
                 log.warning("lease not certain; CRM record not made", extra={"error": str(exc)})
                 continue
@@ -308,10 +348,16 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
                 continue
             with ctx.db.transaction() as session:
                 link = records.find_link(session, item.obj, gateway_id=item.gateway_id)
-        if link and link.status and OBJECTS[item.obj].has_status:
-            fields[STATUS_FIELD] = status_label(link.status, labels)
-        if link and link.last_event_id:
-            fields[LAST_EVENT_FIELD] = link.last_event_id
+        if item.replaced_by is not None:
+            link = _follow_replacement(ctx, item, lease)
+            if link is None:
+                continue
+            fields[GATEWAY_ID_FIELD] = item.gateway_id
+        if link and (item.needs_write or fields):
+            if link.status and OBJECTS[item.obj].has_status:
+                fields[STATUS_FIELD] = status_label(link.status, labels)
+            if link.last_event_id:
+                fields[LAST_EVENT_FIELD] = link.last_event_id
         writes.append((item, CrmWrite(OBJECTS[item.obj].sobject, crm_id, fields)))
     to_send = [(i, w) for i, w in writes if w.fields]
     done: list[int] = [e for i, w in writes if not w.fields for e in i.event_ids]
@@ -337,6 +383,24 @@ def _write_crm(ctx: WebhookContext, touched: list[Touched], lease: Lease) -> int
                 f"Salesforce: {result.message}")
             _crm_failed(ctx, item.event_ids, lease, error)
     return _finish(ctx, done, lease)
+
+
+def _follow_replacement(ctx: WebhookContext, item: Touched, lease: Lease) -> Any:
+    """Re-link a replaced mandate's record to the new mandate (once its CRM record exists,
+    so its history can be kept with it); the link, or None when the events were failed."""
+    assert item.replaced_by is not None
+    try:
+        with ctx.db.transaction() as session:
+            if item.replaced_by != item.gateway_id:
+                relink(session, item.obj, item.gateway_id, item.replaced_by, lease,
+                       event_time=item.replaced_at)
+                item.gateway_id = item.replaced_by  # the lease moved with the link row
+            return records.find_link(session, item.obj, gateway_id=item.gateway_id)
+    except LeaseLost as exc:
+        log.warning("lease not certain; mandate not re-linked", extra={"error": str(exc)})
+    except PartnerError as exc:
+        _crm_failed(ctx, item.event_ids, lease, exc, stage="relink")
+    return None
 
 
 def _paused_for(ctx: WebhookContext, exc: PausedError) -> float:
@@ -387,12 +451,13 @@ def _done(session: Any, ev: WebhookEvent, settings: Settings) -> None:
         session.delete(ev)
 
 
-def _crm_failed(ctx: WebhookContext, ids: list[int], lease: Lease, exc: PartnerError) -> None:
+def _crm_failed(ctx: WebhookContext, ids: list[int], lease: Lease, exc: PartnerError,
+                stage: str = "crm") -> None:
     s = ctx.settings
     with ctx.db.transaction() as session:
         for ev in _owned_events(session, ids, lease):
             _record_failure(
-                ctx, ev, stage="crm", error=str(exc), transient=isinstance(exc, TransientError),
+                ctx, ev, stage=stage, error=str(exc), transient=isinstance(exc, TransientError),
                 schedule=s.retry_schedule, jitter=s.retry_jitter,
                 retry_after=getattr(exc, "retry_after", None), status=exc.status)
 

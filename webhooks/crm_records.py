@@ -54,19 +54,21 @@ def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
 
 
 def ensure_crm_record(ctx: Any, obj_name: str, gateway_id: str, labels: dict[str, str],
-                      lease: Lease, depth: int = 0) -> str:
+                      lease: Lease, depth: int = 0,
+                      resource: dict[str, Any] | None = None) -> str:
     """The CRM id of the record for this gateway resource, creating it (and parents) if new.
 
     ``ctx`` is the webhook context (db, gateway, crm, settings). The caller holds the
     resource's lease; a parent is leased here while it is created, so two jobs needing the
-    same new parent never create it twice (the loser retries).
+    same new parent never create it twice (the loser retries). ``resource``: the resource
+    as the caller just fetched it (not fetched again).
     """
     with ctx.db.transaction() as session:
         link = records.find_link(session, obj_name, gateway_id=gateway_id)
         if link and link.crm_id:
             return link.crm_id
     if depth == 0:
-        return _create(ctx, obj_name, gateway_id, labels, lease, depth)
+        return _create(ctx, obj_name, gateway_id, labels, lease, depth, resource)
     if not service.acquire_resource(ctx.db, obj_name, gateway_id, lease):
         raise TransientError(f"{obj_name} {gateway_id} is being created by another job")
     try:
@@ -76,15 +78,17 @@ def ensure_crm_record(ctx: Any, obj_name: str, gateway_id: str, labels: dict[str
 
 
 def _create(ctx: Any, obj_name: str, gateway_id: str, labels: dict[str, str], lease: Lease,
-            depth: int) -> str:
+            depth: int, fetched: dict[str, Any] | None = None) -> str:
     with ctx.db.transaction() as session:
         link = records.find_link(session, obj_name, gateway_id=gateway_id)
         if link and link.crm_id:  # created while we waited for the lease
             return link.crm_id
     obj = OBJECTS[obj_name]
     budget = ctx.settings.partner_call_budget
-    lease.ensure(ctx.db, budget)
-    resource = ctx.gateway.get(obj.resource, gateway_id)
+    resource = fetched
+    if resource is None:
+        lease.ensure(ctx.db, budget)
+        resource = ctx.gateway.get(obj.resource, gateway_id)
     lease.ensure(ctx.db, budget)
     crm_id = (resource.get("metadata") or {}).get("crm_id") or ctx.crm.find_id(
         obj.sobject, GATEWAY_ID_FIELD, gateway_id)

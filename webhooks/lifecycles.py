@@ -6,11 +6,18 @@ the event is informational and changes no status). Statuses and actions are the 
 GoCardless ones. Nothing here does I/O; the tables are data, checked once at import.
 
 Where the tables go beyond the plain chains of the design, the reason is written next to
-the move. The refund table in particular follows GoCardless' published refund events
-(``created``, ``paid``, ``failed``, ``refund_settled``, ``funds_returned``): the
-``pending_submission`` and ``submitted`` stages exist as statuses but are announced by no
-event, so a refund may reach an announced status straight from an unannounced one; waiting
-for an event that is never sent would park every refund until it is healed.
+the move. The actions are GoCardless' published event types
+(https://developer.gocardless.com/api-reference/#event-types; tests/contract holds them and
+checks these tables against them). The refund table in particular follows GoCardless'
+published refund events (``created``, ``paid``, ``failed``, ``refund_settled``,
+``funds_returned``): the ``pending_submission`` and ``submitted`` stages exist as statuses
+but are announced by no event, so a refund may reach an announced status straight from an
+unannounced one; waiting for an event that is never sent would park every refund until it
+is healed. Likewise no event announces a new payout: the first one is ``paid``.
+
+GoCardless adds event types without a new API version and asks receivers to ignore what
+they do not know, so an action missing here is recorded as informational by the caller
+(``UnknownAction``), never failed.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ CREATED = "created"
 class UnknownAction(ValueError):
     """An event action the resource type's table does not know.
 
-    Paybridge cannot interpret such an event: the caller fails it with ``str(error)`` as the
-    reason, so an admin sees it; it is never dropped.
+    Paybridge cannot interpret such an event, and GoCardless says receivers should ignore
+    actions they do not know: the caller records it as informational (history, no status
+    change) with ``str(error)`` as the reason; it is never dropped and never failed.
     """
 
     def __init__(self, resource_type: str, action: str) -> None:
@@ -131,6 +139,25 @@ class Lifecycle:
                 heapq.heappush(heap, (moves + 1, rank + self._rank[nxt], (*route, nxt)))
         return None
 
+    def reachable_avoiding(self, from_status: str | None, to_status: str, avoid: str) -> bool:
+        """Whether ``to_status`` can be reached from ``from_status`` (zero or more moves;
+        ``None``: no record) without passing through ``avoid``. A heal uses it: the gateway's
+        status proves a stage happened only if no route to it skips that stage (with retry
+        and reinstatement cycles, "reachable from the stage" alone proves nothing)."""
+        if from_status == to_status:
+            return True
+        seen: set[str] = set()
+        todo = [s for s in self.successors(from_status) if s != avoid]
+        while todo:
+            status = todo.pop()
+            if status == to_status:
+                return True
+            if status in seen:
+                continue
+            seen.add(status)
+            todo.extend(s for s in self.successors(status) if s != avoid)
+        return False
+
     def status_for(self, action: str, created_status: str | None = None) -> str | None:
         """The status an event ``action`` reports; ``None`` for an informational event.
 
@@ -164,7 +191,10 @@ PAYMENTS = Lifecycle(
         confirmed="paid_out failed",  # late failure
         paid_out="charged_back failed",  # late failure
         charged_back="paid_out",  # chargeback cancelled
-        failed="submitted",  # retry, announced by resubmission_requested
+        # A retry: "retrying the payment follows the same process as its initial creation"
+        # (gocardless_pro PaymentsService.retry), so resubmission_requested makes it
+        # pending_submission again and the submitted event follows.
+        failed="pending_submission",
     ),
     actions={
         CREATED: "pending_submission",
@@ -179,9 +209,9 @@ PAYMENTS = Lifecycle(
         "chargeback_cancelled": "paid_out",
         "chargeback_settled": None,
         "cancelled": "cancelled",
-        # Only prepares failed -> submitted; the submitted event makes the move.
-        "resubmission_requested": None,
+        "resubmission_requested": "pending_submission",
         "surcharge_fee_debited": None,
+        # Not on GoCardless' event-types pages; Zuora's GoCardless table lists it.
         "surcharge_fee_credited": None,
     },
     preferred=(
@@ -221,6 +251,7 @@ MANDATES = Lifecycle(
         "expired": "expired",
         "consumed": "consumed",
         "blocked": "blocked",
+        # The status is published, an event for entering it is not: understood in case.
         "suspended_by_payer": "suspended_by_payer",
         # The mandate stays as it is: it moved to another bank account or scheme identifier.
         "transferred": None,
@@ -252,11 +283,6 @@ REFUNDS = Lifecycle(
         "failed": "bounced",
         "funds_returned": "funds_returned",
         "refund_settled": None,  # deducted from a payout; the status does not change
-        # Not in GoCardless' published refund events; understood because the statuses
-        # exist and a gateway (or the emulator) may announce them.
-        "submitted": "submitted",
-        "cancelled": "cancelled",
-        "bounced": "bounced",
     },
     preferred=(
         "created", "pending_submission", "submitted", "paid", "bounced", "funds_returned",
@@ -296,13 +322,11 @@ PAYOUTS = Lifecycle(
     resource_type="payouts",
     initial=frozenset({"pending"}),
     transitions=_graph(pending="paid", paid="bounced"),
-    # GoCardless announces no new payout: Paybridge usually learns of one from paid (a gap
-    # for an unknown resource) and takes its state from the gateway. A gateway that does
-    # announce it with "created" starts it at pending.
+    # GoCardless announces no new payout and no bounce (a bounce is a creditors event):
+    # Paybridge learns of a payout from paid (a gap for an unknown resource, healed from the
+    # gateway at once, as no created event will ever come).
     actions={
-        "created": "pending",
         "paid": "paid",
-        "bounced": "bounced",
         "fx_rate_confirmed": None,
         "tax_exchange_rates_confirmed": None,
     },

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from webhooks.lifecycles import Lifecycle
+from webhooks.lifecycles import CREATED, Lifecycle
 
 Watermark = tuple[datetime, str]
 Kind = Literal["apply", "stale", "gap", "illegal", "informational"]
@@ -84,7 +84,9 @@ def classify(
     ``created_status`` is passed to ``Lifecycle.status_for``. Checks run in this order:
 
     1. stale: ``(created_at, id)`` is not newer than the watermark (equal: "already applied");
-    2. informational: the action reports no status;
+    2. informational: the action reports no status, or it is ``created`` for a resource that
+       already has a status (from the API answer, a heal or a re-link: its creation is
+       behind it, whatever the table's default starting status is);
     3. same status: a repeat of a status on no cycle is informational; on a cycle (payments
        submitted -> failed -> submitted) a newer repeat is a new round whose intermediate
        events are missing, so it is a gap;
@@ -93,7 +95,8 @@ def classify(
 
     Raises ``UnknownAction`` for an action the lifecycle does not know.
     """
-    to_status = lifecycle.status_for(event_action, created_status)
+    known = event_action == CREATED and current_status is not None
+    to_status = current_status if known else lifecycle.status_for(event_action, created_status)
     name = _name(lifecycle, resource_id)
     if watermark is not None and (event_created_at, event_id) <= watermark:
         if (event_created_at, event_id) == watermark:
@@ -108,6 +111,9 @@ def classify(
         return Decision(
             "informational", None, f"{name}: {event_action!r} changes no status; recorded"
         )
+    if known:
+        return Decision("informational", to_status,
+                        f"{name}: created, and already {to_status}; nothing to change")
     if to_status == current_status:
         cycle = lifecycle.path(current_status, current_status)
         if cycle is None:

@@ -72,6 +72,13 @@ def retry_soon(db: Database, ids: Sequence[int], resources: Sequence[tuple[str, 
                     job_id=None))
 
 
+def workable_actions(session: Session, resource_type: str, resource_id: str) -> set[str]:
+    """The actions of the resource's events still to work on (no lease taken)."""
+    return set(session.scalars(sa.select(events.c.action).where(
+        events.c.resource_type == resource_type, events.c.resource_id == resource_id,
+        events.c.status.in_(WORKABLE)).distinct()))
+
+
 def lease_resource_events(session: Session, db: Database, resource_type: str,
                           resource_id: str | None, lease: Lease) -> list[WebhookEvent]:
     """Every workable event of the resource, oldest first: parked ones too, whatever their

@@ -50,7 +50,7 @@ class AutoAdvancer:
             snapshot = {t: [r for r in store.all(t) if self.engine.happy_action(r)] for t in ORDER}
             for records in snapshot.values():
                 for record in records:
-                    if self.engine.step(record) is not None:
+                    if self.engine.step(record)[1] is not None:
                         emitted += 1
         self.ticks += 1
         return emitted

@@ -11,7 +11,9 @@
     POST   /sim/advance                        {"resource_type", "ids"?, "to"? | "steps"?}
     POST   /sim/transition                     {"resource_type", "id", "action", "origin"?,
                                                 "cause"?, "description"?, "details"?,
-                                                "metadata"?}
+                                                "metadata"?}: "event" is null for a step
+                                               GoCardless takes silently; an origin/cause
+                                               pair it does not document is a 400
     POST   /sim/subscriptions/<id>/collect     {"amount"?, "charge_date"?}
     GET    /sim/settings | POST                {"customer_approval": [...types],
                                                 "auto_advance_seconds": n,
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .errors import ApiError, invalid_api_usage
-from .lifecycles import APPROVABLE, HAPPY_PATH, INITIAL, TRANSITIONS
+from .lifecycles import APPROVABLE, HAPPY_PATH, TRANSITIONS, statuses
 from .restrictions import FEATURES
 from .store import RESOURCE_TYPES, SINGULAR
 
@@ -57,15 +59,6 @@ def body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_request("body must be a JSON object")
     return data
-
-
-def known_statuses(resource_type: str) -> set[str]:
-    statuses = {INITIAL[resource_type], "pending_customer_approval"}
-    for transition in TRANSITIONS[resource_type].values():
-        statuses |= transition.sources
-        if transition.target:
-            statuses.add(transition.target)
-    return statuses
 
 
 @bp.get("/health")
@@ -168,7 +161,7 @@ def advance() -> Response:
     if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
         raise bad_request("ids must be a list of ids")
     to = data.get("to")
-    if to is not None and to not in known_statuses(resource_type):
+    if to is not None and to not in statuses(resource_type):
         raise bad_request(f"'{to}' is not a {resource_type} status")
     steps = data.get("steps")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
@@ -192,11 +185,15 @@ def transition() -> Response:
     engine = sim().engine
     with engine.store.lock:
         record = engine.store.get(resource_type, str(data.get("id")), allow_removed=True)
-        event = engine.apply(record, action, origin=data.get("origin"), cause=data.get("cause"),
-                             description=data.get("description"), details=details,
-                             metadata=metadata)
+        try:
+            event = engine.apply(record, action, origin=data.get("origin"),
+                                 cause=data.get("cause"), description=data.get("description"),
+                                 details=details, metadata=metadata)
+        except ValueError as exc:  # an origin / cause GoCardless does not document
+            raise bad_request(str(exc)) from None
         engine.refresh(record)
-        return jsonify({SINGULAR[resource_type]: record.public(), "event": event.public()})
+        return jsonify({SINGULAR[resource_type]: record.public(),
+                        "event": event.public() if event is not None else None})
 
 
 @bp.post("/subscriptions/<resource_id>/collect")

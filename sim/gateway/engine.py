@@ -1,14 +1,20 @@
 """Lifecycle engine: applies the tables in ``lifecycles`` to stored resources.
 
 Contract:
-- ``create`` stores a resource in its initial status and emits its ``created`` event.
-- ``apply`` performs one legal transition, emits exactly one event for it (plus the events of
-  its side effects, each with a later ``created_at``) and raises 422 ``invalid_state`` for an
-  illegal one.
+- ``create`` stores a resource in its initial status and emits its ``created`` event (for the
+  types GoCardless announces that way; customers and payouts appear silently).
+- ``apply`` performs one legal transition, emits exactly one event for it (none for a silent
+  step; plus the events of its side effects, each with a later ``created_at``) and raises 422
+  ``invalid_state`` for an illegal one. Event details only ever carry an (origin, cause) pair
+  the tables document (``ValueError`` otherwise); ``scheme`` and ``reason_code`` only when the
+  bank is the origin ("Set when a bank is the origin of the event", EventDetails in the
+  official clients' types).
 - Side effects, as at GoCardless: a payment reaching ``paid_out`` joins the open payout
   (created on demand); a mandate becoming cancelled/failed/expired/blocked cancels its
   cancellable payments and subscriptions; a reinstated mandate reports ``reinstated`` instead
-  of ``active`` when it becomes active again.
+  of ``active`` when it becomes active again; a replaced mandate is cancelled and a new active
+  mandate on the same bank account takes its place, named by ``links.new_mandate`` on the
+  event and on the old mandate (event types: mandate ``replaced``).
 - ``advance`` walks resources along ``HAPPY_PATH`` one step at a time, round-robin across the
   selected resources, so one call produces e.g. every ``submitted`` event before any
   ``confirmed`` one.
@@ -24,7 +30,12 @@ from .clock import Clock, add_business_days
 from .errors import invalid_state
 from .lifecycles import (
     APPROVABLE,
+    BANK,
+    CASCADE_CAUSE,
+    CASCADE_DEFAULT_CAUSE,
     CREATED,
+    CREATED_OTHERS,
+    GOCARDLESS,
     HAPPY_PATH,
     INITIAL,
     MANDATE_CASCADE,
@@ -32,6 +43,7 @@ from .lifecycles import (
     PAYMENT_CANCELLABLE,
     SUBSCRIPTION_CANCELLABLE,
     TRANSITIONS,
+    Transition,
 )
 from .store import SINGULAR, Record, Store, random_code
 
@@ -58,27 +70,36 @@ class Engine:
                idempotency_key: str | None = None, by_api: bool = True,
                origin: str | None = None, cause: str | None = None,
                description: str | None = None) -> Record:
-        """Store a new resource and emit its ``created`` event."""
+        """Store a new resource and emit its ``created`` event (if its type has one)."""
         with self.store.lock:
             if resource_type in INITIAL:
                 data = {**data, "status": self.initial_status(resource_type)}
+            announced = CREATED.get(resource_type)
+            if announced is not None:
+                allowed = CREATED_OTHERS.get(resource_type, frozenset()) | {announced[:2]}
+                _check_pair(resource_type, "created", origin or announced[0],
+                            cause or announced[1], allowed)
             record = self.store.insert(resource_type, data, idempotency_key=idempotency_key,
                                        by_api=by_api, extra=extra)
-            default_origin, default_cause, default_description = CREATED[resource_type]
-            self.emit(record, "created", origin or default_origin, cause or default_cause,
-                       description or default_description)
+            if announced is not None:
+                self.emit(record, "created", origin or announced[0], cause or announced[1],
+                          description or announced[2])
             return record
 
     def apply(self, record: Record, action: str, *, origin: str | None = None,
               cause: str | None = None, description: str | None = None,
               details: dict[str, Any] | None = None, metadata: dict[str, str] | None = None,
               reason: str = "invalid_state_transition") -> Record:
-        """Perform ``action`` on ``record``; returns the event. 422 if illegal."""
+        """Perform ``action`` on ``record``; returns the event (``None`` for a silent step).
+        422 if illegal; ``ValueError`` for an (origin, cause) pair the tables do not list."""
         with self.store.lock:
             table = TRANSITIONS.get(record.type, {})
             transition = table.get(action)
             if transition is None:
                 raise invalid_state(reason, f"{record.type} have no action '{action}'")
+            if not transition.silent:
+                origin, cause = origin or transition.origin, cause or transition.cause
+                _check_pair(record.type, action, origin, cause, transition.details)
             if record.status not in transition.sources or not self._allowed(record, action):
                 raise invalid_state(
                     reason,
@@ -88,12 +109,14 @@ class Engine:
             previous = record.status
             if transition.target is not None:
                 record.data["status"] = transition.target
-            merged = {**transition.extra, **(details or {})}
-            event_details = {k: v for k, v in merged.items() if v is not None}
-            self._on_change(record, action, previous)
-            event = self.emit(record, action, origin or transition.origin,
-                               cause or transition.cause, description or transition.description,
-                               event_details, metadata)
+            links = self._on_change(record, action, previous)
+            if transition.silent:
+                self._after_change(record, action)
+                return None
+            assert origin is not None and cause is not None
+            event = self.emit(record, action, origin, cause,
+                              description or transition.description,
+                              _details(transition, origin, details), metadata, links)
             self._after_change(record, action)
             return event
 
@@ -117,10 +140,12 @@ class Engine:
         seen.append(status)
         return seen
 
-    def step(self, record: Record) -> Record | None:
-        """One happy-path step; returns the event or ``None`` when nothing is left to do."""
+    def step(self, record: Record) -> tuple[bool, Record | None]:
+        """One happy-path step: whether one was taken, and its event (``None`` when silent)."""
         action = self.happy_action(record)
-        return self.apply(record, action) if action else None
+        if not action:
+            return False, None
+        return True, self.apply(record, action)
 
     def advance(self, resource_type: str, ids: list[str] | None, to: str | None,
                 steps: int | None) -> dict[str, Any]:
@@ -146,10 +171,10 @@ class Engine:
                 for record in candidates:
                     if to is not None and record.status == to:
                         continue
-                    event = self.step(record)
+                    stepped, event = self.step(record)
+                    progressed = progressed or stepped
                     if event is not None:
                         events.append(event.id)
-                        progressed = True
                 if not progressed:
                     break
             return {
@@ -160,7 +185,7 @@ class Engine:
 
     def collect(self, subscription: Record, amount: int | None = None,
                 charge_date: str | None = None) -> Record:
-        """Create the subscription's next payment gateway-side (``origin: gateway``)."""
+        """Create the subscription's next payment gateway-side (``origin: gocardless``)."""
         with self.store.lock:
             if subscription.status != "active":
                 raise invalid_state("subscription_not_active",
@@ -192,7 +217,7 @@ class Engine:
                               "creditor": self.store.creditor_id},
                 },
                 extra={"customer": mandate.data["links"]["customer"]},
-                by_api=False, origin="gateway", cause="payment_created",
+                by_api=False, origin=GOCARDLESS, cause="payment_created",
                 description="Payment created by a subscription.",
             )
             subscription.extra["collected"] = collected + 1
@@ -230,8 +255,9 @@ class Engine:
             return bool(record.extra.get("reinstating"))
         return True
 
-    def _on_change(self, record: Record, action: str, previous: str | None) -> None:
-        """State bookkeeping done before the event is emitted (so the event links see it)."""
+    def _on_change(self, record: Record, action: str, previous: str | None) -> dict[str, str]:
+        """State bookkeeping done before the event is emitted (so the event links see it);
+        returns links the event carries beyond its resource's own."""
         extra = record.extra
         if record.type == "payments":
             if action == "failed" and previous in ("confirmed", "paid_out"):
@@ -247,10 +273,31 @@ class Engine:
                 extra["reinstating"] = True
             elif action in ("active", "reinstated"):
                 extra.pop("reinstating", None)
+            elif action == "replaced":
+                replacement = self._replacement(record)
+                record.data["links"]["new_mandate"] = replacement.id
+                self.refresh(record)
+                return {"new_mandate": replacement.id}
             self.refresh(record)
+        return {}
+
+    def _replacement(self, mandate: Record) -> Record:
+        """The mandate that replaces ``mandate``: active at once on the same bank account.
+        GoCardless documents no event for it; the old mandate's ``replaced`` names it."""
+        data = {key: value for key, value in mandate.data.items()
+                if key not in ("id", "created_at", "links", "reference")}
+        data.update({"status": "active", "metadata": {},
+                     "reference": "PAYBRIDGE-" + random_code(8),
+                     "links": {k: v for k, v in mandate.data["links"].items()
+                               if k != "new_mandate"}})
+        replacement = self.store.insert("mandates", data, by_api=False)
+        self.store.mandate_references[data["reference"]] = replacement.id
+        self.refresh(replacement)
+        return replacement
 
     def _after_change(self, record: Record, action: str) -> None:
         """Side effects whose events must follow the triggering event."""
+        # A replaced mandate's payments are not cancelled: the new mandate carries on.
         if record.type == "mandates" and record.status in MANDATE_CASCADE and action in (
             "cancelled", "failed", "expired", "blocked"
         ):
@@ -259,19 +306,19 @@ class Engine:
             self.store.open_payout = None
 
     def _cascade_mandate(self, mandate: Record) -> None:
-        cause = f"mandate_{mandate.status}"
+        cause = CASCADE_CAUSE.get(mandate.status or "", CASCADE_DEFAULT_CAUSE)
         description = f"The mandate for this resource was {mandate.status}."
         for payment in self.store.all("payments"):
             if payment.data["links"].get("mandate") == mandate.id and (
                 payment.status in PAYMENT_CANCELLABLE
             ):
-                self.apply(payment, "cancelled", origin="gateway", cause=cause,
+                self.apply(payment, "cancelled", origin=GOCARDLESS, cause=cause,
                            description=description)
         for subscription in self.store.all("subscriptions"):
             if subscription.data["links"].get("mandate") == mandate.id and (
                 subscription.status in SUBSCRIPTION_CANCELLABLE
             ):
-                self.apply(subscription, "cancelled", origin="gateway", cause=cause,
+                self.apply(subscription, "cancelled", origin=GOCARDLESS, cause=cause,
                            description=description)
 
     def _join_payout(self, payment: Record) -> str:
@@ -310,7 +357,24 @@ class Engine:
         event_links.update(links or {})
         event_details: dict[str, Any] = {"origin": origin, "cause": cause,
                                          "description": description}
-        if record.type not in ("customers", "payouts"):
+        if origin == BANK:
             event_details["scheme"] = "bacs"
         event_details.update(details or {})
         return self.store.emit(record.type, action, event_links, event_details, metadata)
+
+
+def _check_pair(resource_type: str, action: str, origin: str, cause: str,
+                allowed: frozenset[tuple[str, str]]) -> None:
+    if (origin, cause) not in allowed:
+        choices = ", ".join(f"{o}/{c}" for o, c in sorted(allowed))
+        raise ValueError(f"{resource_type} {action}: GoCardless documents no origin/cause "
+                         f"{origin}/{cause}; one of {choices}")
+
+
+def _details(transition: Transition, origin: str,
+             details: dict[str, Any] | None) -> dict[str, Any]:
+    """The step's extra details with the caller's on top; bank-only fields only from a bank."""
+    merged = {**transition.extra, **(details or {})}
+    if origin != BANK:
+        merged.pop("reason_code", None)
+    return {k: v for k, v in merged.items() if v is not None}

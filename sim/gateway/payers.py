@@ -83,11 +83,10 @@ def update_customer(engine: Engine, record: Record, data: dict[str, Any]) -> Rec
 
 
 def remove_customer(engine: Engine, record: Record, metadata: dict[str, str]) -> Record:
-    """GoCardless "remove": the customer disappears from GET and lists (410 afterwards)."""
+    """GoCardless "remove": the customer disappears from GET and lists (410 afterwards).
+    No event: the event types document no customer action."""
     with engine.store.lock:
         record.extra["removed"] = True
-        engine.emit(record, "customer_removed", "api", "customer_removed",
-                     "The customer's personal data has been removed.", None, metadata)
         return record
 
 
@@ -205,8 +204,10 @@ def disable_bank_account(engine: Engine, record: Record) -> Record:
             if mandate.data["links"]["customer_bank_account"] == record.id and (
                 mandate.status in cancellable
             ):
-                engine.apply(mandate, "cancelled", origin="api", cause="bank_account_disabled",
-                             description="The customer's bank account was disabled.",
+                # Documented as api / bank_account_closed: "The customer's account was
+                # disabled at your request."
+                engine.apply(mandate, "cancelled", origin="api", cause="bank_account_closed",
+                             description="The customer's account was disabled at your request.",
                              details={"reason_code": None})
         return record
 

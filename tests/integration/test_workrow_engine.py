@@ -107,6 +107,10 @@ def test_an_event_whose_apply_raises_ends_failed_with_the_exception(rt: Runtime)
     with rt.db.transaction() as session:
         session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == row_id)
                         .values(payload={**raw, "details": "not an object"}))
+        # Known already (queued from the CRM), so no gateway is asked where it started:
+        # applying the event is what raises.
+        link = records.upsert_link(session, "Payment", crm_id="a0P0001", gateway_id="PM0001")
+        records.record_transition(session, link, "pending_submission", source="api")
     attempts = len(rt.settings.retry_schedule) + 1
     for _ in range(attempts):
         process_webhook_events([row_id])

@@ -287,6 +287,36 @@ def test_bank_account_create_validate_update_disable(gw: Gateway) -> None:
     assert refused["errors"][0]["reason"] == "bank_account_disabled"
 
 
+def test_mandate_replaced_names_the_new_mandate(gw: Gateway) -> None:
+    mandate = gw.mandate(metadata={"crm_id": "MAND1"})
+    gw.control("POST", "/advance", {"resource_type": "mandates", "to": "active"})
+    result = gw.control("POST", "/transition", {"resource_type": "mandates",
+                                                "id": mandate["id"], "action": "replaced"})
+    new_id = result["event"]["links"]["new_mandate"]
+    assert result["event"]["details"]["origin"] == "gocardless"
+    assert result["event"]["details"]["cause"] == "scheme_identifier_changed"
+    old = gw.get(f"/mandates/{mandate['id']}").json()["mandates"]
+    assert old["status"] == "cancelled" and old["links"]["new_mandate"] == new_id
+    new = gw.get(f"/mandates/{new_id}").json()["mandates"]
+    assert new["status"] == "active"
+    assert new["links"]["customer_bank_account"] == mandate["links"]["customer_bank_account"]
+    # The new mandate takes payments; the replaced one cannot.
+    assert gw.payment(new_id).status_code == 201
+    assert error_of(gw.payment(mandate["id"]), 422)["errors"][0]["reason"] == (
+        "mandate_is_inactive")
+
+
+def test_transition_refuses_details_gocardless_never_sends(gw: Gateway) -> None:
+    mandate = gw.mandate()
+    for origin, cause in (("gateway", "mandate_submitted"), ("gocardless", "made_up")):
+        response = requests.post(gw.base + "/sim/transition", json={
+            "resource_type": "mandates", "id": mandate["id"], "action": "submitted",
+            "origin": origin, "cause": cause}, timeout=5)
+        assert error_of(response, 400)["type"] == "invalid_api_usage"
+    assert gw.get(f"/mandates/{mandate['id']}").json()["mandates"]["status"] == (
+        "pending_submission")
+
+
 def test_mandate_create_update_cancel_reinstate(gw: Gateway) -> None:
     mandate = gw.mandate(reference="PAYBRIDGE-REF-1", metadata={"crm_id": "MAND1"})
     assert mandate["id"].startswith("MD") and mandate["status"] == "pending_submission"
@@ -397,7 +427,7 @@ def test_subscription_lifecycle_and_collect(gw: Gateway) -> None:
     assert payment["links"]["mandate"] == mandate["id"] and payment["amount"] == 1200
     created_event = gw.events(payment=payment["id"])[0]
     assert created_event["action"] == "created"
-    assert created_event["details"]["origin"] == "gateway"
+    assert created_event["details"]["origin"] == "gocardless"
     assert created_event["links"]["subscription"] == sub["id"]
 
     paused = gw.post(f"/subscriptions/{sub['id']}/actions/pause")
@@ -443,10 +473,25 @@ def test_refunds_and_payouts(gw: Gateway) -> None:
     assert refund["id"].startswith("RF") and refund["status"] == "created"
     put = gw.call("PUT", f"/refunds/{refund['id']}", {"refunds": {"metadata": {"a": "b"}}})
     assert put.json()["refunds"]["metadata"] == {"a": "b"}
-    gw.control("POST", "/advance", {"resource_type": "refunds", "to": "paid"})
+    advanced = gw.control("POST", "/advance", {"resource_type": "refunds", "to": "paid"})
     assert gw.get(f"/refunds/{refund['id']}").json()["refunds"]["status"] == "paid"
+    # pending_submission and submitted are reached silently: only paid is announced.
+    assert len(advanced["events"]) == 1
+    assert [e["action"] for e in gw.events(refund=refund["id"])] == ["created", "paid"]
     gw.control("POST", "/advance", {"resource_type": "payouts", "to": "paid"})
     assert gw.get(f"/payouts/{payout['id']}").json()["payouts"]["status"] == "paid"
+    # A payout is first announced when it is paid: there is no payouts "created".
+    assert [e["action"] for e in gw.events(resource_type="payouts")] == ["paid"]
+    gw.control("POST", "/transition", {"resource_type": "refunds", "id": refund["id"],
+                                       "action": "refund_settled"})
+    failed = gw.control("POST", "/transition", {"resource_type": "refunds",
+                                                "id": refund["id"], "action": "failed"})
+    assert failed["refund"]["status"] == "bounced"
+    assert (failed["event"]["details"]["origin"], failed["event"]["details"]["cause"]) == (
+        "gocardless", "refund_failed")
+    silent = gw.control("POST", "/transition", {"resource_type": "payouts", "id": payout["id"],
+                                                "action": "bounced"})
+    assert silent["event"] is None and silent["payout"]["status"] == "bounced"
 
 
 def test_list_pagination_and_limits(gw: Gateway) -> None:
@@ -607,8 +652,9 @@ def test_advance_emits_ordered_events(gw: Gateway) -> None:
     assert {e["links"]["payment"] for e in events} == set(payments)
     for event in events:
         assert event["id"].startswith("EV")
-        assert event["details"]["scheme"] == "bacs"
-        assert event["details"]["origin"] in ("api", "gateway", "bank")
+        # GoCardless sets scheme (and reason_code) only when a bank is the origin.
+        assert "scheme" not in event["details"]
+        assert event["details"]["origin"] in ("api", "gocardless")
     assert gw.control("GET", "/resources/payouts")["count"] == 1
     illegal = requests.post(gw.base + "/sim/transition", json={
         "resource_type": "payments", "id": payments[0], "action": "submitted"}, timeout=5)
@@ -640,6 +686,7 @@ def test_late_failure_chargeback_and_mandate_cascade(gw: Gateway) -> None:
     assert gw.get(f"/subscriptions/{sub['id']}").json()["subscriptions"]["status"] == "cancelled"
     cascade = gw.events(payment=pending, action="cancelled")[0]
     assert cascade["details"]["cause"] == "mandate_cancelled"
+    assert cascade["details"]["origin"] == "gocardless"
     refused = error_of(gw.payment(mandate["id"]), 422)
     assert refused["errors"][0]["reason"] == "mandate_is_inactive"
 
@@ -710,12 +757,14 @@ def test_webhooks_are_signed_batched_and_complete(
 
 def test_webhook_retries_after_receiver_error(gw: Gateway, receiver: Receiver) -> None:
     receiver.fail_next = 2
-    customer = gw.customer()
+    mandate = gw.mandate()
     assert gw.flush()["flushed"] is True
     assert receiver.event_ids() == [e["id"] for e in gw.events()]
     delivery = gw.control("GET", "/webhooks")["deliveries"][0]
     assert delivery["statuses"] == [500, 500, 204] and delivery["state"] == "delivered"
-    assert receiver.accepted[0]["events"][0]["links"]["customer"] == customer["id"]
+    links = receiver.accepted[0]["events"][0]["links"]
+    assert links["mandate"] == mandate["id"]
+    assert links["customer"] == mandate["links"]["customer"]
 
 
 def test_webhook_given_up_after_eight_retries(
@@ -723,7 +772,7 @@ def test_webhook_given_up_after_eight_retries(
 ) -> None:
     gw = make_gateway(time_scale=0.001)
     receiver.always_fail = True
-    gw.customer()
+    gw.mandate()
     assert gw.flush()["flushed"] is True
     delivery = gw.control("GET", "/webhooks")["deliveries"][0]
     assert delivery["given_up"] is True and len(delivery["attempts"]) == 9
@@ -733,7 +782,7 @@ def test_webhook_given_up_after_eight_retries(
 def test_webhook_duplicates(make_gateway: Callable[..., Gateway], receiver: Receiver) -> None:
     gw = make_gateway()
     gw.control("POST", "/webhooks/faults", {"duplicate_rate": 1.0})
-    gw.customer()
+    gw.mandate()
     gw.flush()
     event_id = gw.events()[0]["id"]
     assert receiver.event_ids() == [event_id, event_id]
@@ -762,12 +811,12 @@ def test_webhook_shuffle_delivers_out_of_order(
 
 
 def test_webhook_drop_leaves_events_for_catch_up(gw: Gateway, receiver: Receiver) -> None:
-    gw.customer()
+    gw.mandate()
     gw.flush()
     checkpoint = gw.events()[-1]["created_at"]
     gw.control("POST", "/webhooks/faults", {"drop_rate": 1.0})
-    gw.customer()
-    gw.customer()
+    gw.mandate()
+    gw.mandate()
     gw.flush()
     assert len(receiver.event_ids()) == 1
     snapshot = gw.control("GET", "/webhooks")
@@ -780,7 +829,7 @@ def test_webhook_drop_leaves_events_for_catch_up(gw: Gateway, receiver: Receiver
 
 def test_webhook_wrong_key_then_recovery(gw: Gateway, receiver: Receiver) -> None:
     gw.control("POST", "/webhooks/faults", {"wrong_key_next": 1})
-    gw.customer()
+    gw.mandate()
     gw.flush()
     assert receiver.rejected_signatures == 1
     delivery = gw.control("GET", "/webhooks")["deliveries"][0]
@@ -791,7 +840,7 @@ def test_webhook_wrong_key_then_recovery(gw: Gateway, receiver: Receiver) -> Non
 
 def test_webhook_pause_and_flush_timeout(gw: Gateway, receiver: Receiver) -> None:
     gw.control("POST", "/webhooks/faults", {"pause": True})
-    gw.customer()
+    gw.mandate()
     held = gw.flush(timeout=0.2)
     assert held["flushed"] is False and held["pending_events"] == 1
     assert receiver.requests == 0

@@ -52,8 +52,16 @@ def test_a_reset_during_a_delivery_leaves_nothing_in_flight() -> None:
     client = app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        client.post("/customers", headers=headers, json={"customers": {
-            "given_name": "A", "family_name": "B", "email": "a@example.com"}})
+        customer = client.post("/customers", headers=headers, json={"customers": {
+            "given_name": "A", "family_name": "B", "email": "a@example.com"}}).get_json()
+        account = client.post("/customer_bank_accounts", headers=headers, json={
+            "customer_bank_accounts": {
+                "account_holder_name": "A B", "account_number": "55779911",
+                "branch_code": "200000", "country_code": "GB",
+                "links": {"customer": customer["customers"]["id"]}}}).get_json()
+        # A customer is not announced by an event at GoCardless; its mandate is.
+        client.post("/mandates", headers=headers, json={"mandates": {"links": {
+            "customer_bank_account": account["customer_bank_accounts"]["id"]}}})
         assert arrived.wait(5), "no delivery was attempted"
         client.post("/sim/reset")
         release.set()

@@ -22,7 +22,8 @@ LEGAL: dict[str, tuple[tuple[str, str], ...]] = {
         ("paid_out", "charged_back"),
         ("paid_out", "failed"),
         ("charged_back", "paid_out"),
-        ("failed", "submitted"),
+        # A retry goes back to pending_submission (gocardless_pro PaymentsService.retry).
+        ("failed", "pending_submission"),
     ),
     "mandates": (
         ("pending_customer_approval", "pending_submission"),
@@ -90,6 +91,7 @@ ILLEGAL = (
     ("payments", "pending_submission", "confirmed"),
     ("payments", "customer_approval_denied", "pending_submission"),
     ("payments", "failed", "confirmed"),
+    ("payments", "failed", "submitted"),
     ("mandates", "active", "pending_submission"),
     ("mandates", "failed", "active"),
     ("mandates", "pending_submission", "active"),
@@ -121,7 +123,7 @@ ACTIONS = {
         "chargeback_cancelled": "paid_out",
         "chargeback_settled": None,
         "cancelled": "cancelled",
-        "resubmission_requested": None,
+        "resubmission_requested": "pending_submission",
         "surcharge_fee_debited": None,
         "surcharge_fee_credited": None,
     },
@@ -140,7 +142,7 @@ ACTIONS = {
         "refund_settled": None,
     },
     "subscriptions": {"resumed": "active", "payment_created": None, "amended": None},
-    "payouts": {"paid": "paid", "bounced": "bounced", "fx_rate_confirmed": None},
+    "payouts": {"paid": "paid", "fx_rate_confirmed": None},
 }
 
 
@@ -184,11 +186,14 @@ def test_terminal_statuses_are_derived() -> None:
     [
         ("payments", "pending_submission", "paid_out", ("submitted", "confirmed")),
         ("payments", "pending_submission", "submitted", ()),
-        ("payments", "submitted", "submitted", ("failed",)),
+        ("payments", "submitted", "submitted", ("failed", "pending_submission")),
         ("payments", None, "confirmed", ("pending_submission", "submitted")),
         ("payments", None, "pending_submission", ()),
         ("payments", "cancelled", "confirmed", None),
-        ("payments", "pending_submission", "pending_submission", None),
+        ("payments", "pending_submission", "pending_submission", ("submitted", "failed")),
+        ("payments", "confirmed", "confirmed", ("failed", "pending_submission",
+                                                "submitted")),
+        ("payments", "cancelled", "cancelled", None),
         ("mandates", "pending_submission", "active", ("submitted",)),
         ("mandates", None, "active", ("pending_submission", "submitted")),
         ("mandates", "pending_customer_approval", "submitted", ("pending_submission",)),
@@ -230,6 +235,7 @@ def test_every_status_is_reachable_from_an_initial_status(lifecycle: Lifecycle) 
 
 
 def test_unknown_action_raises() -> None:
+    """The table does not know it; the apply path records it as informational."""
     with pytest.raises(UnknownAction) as caught:
         LIFECYCLES["payments"].status_for("teleported")
     assert caught.value.action == "teleported"
@@ -268,3 +274,18 @@ def test_tables_are_frozen_and_validated() -> None:
         Lifecycle("things", frozenset({"a"}), {"a": frozenset({"b"})}, {}, preferred=("a",))
     with pytest.raises(ValueError, match="is not a move"):
         Lifecycle("things", frozenset({"a"}), {"a": frozenset({"a"})}, {})
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "avoid", "expected"),
+    [
+        ("pending_submission", "pending_submission", "confirmed", True),  # already there
+        ("pending_submission", "failed", "confirmed", True),  # submitted -> failed
+        ("pending_submission", "paid_out", "confirmed", False),  # only through confirmed
+        (None, "submitted", "pending_submission", False),
+        ("failed", "confirmed", "pending_submission", False),  # a retry starts over
+    ],
+)
+def test_reachable_avoiding_a_stage(src: str | None, dst: str, avoid: str,
+                                    expected: bool) -> None:
+    assert LIFECYCLES["payments"].reachable_avoiding(src, dst, avoid) is expected

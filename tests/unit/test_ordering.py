@@ -95,14 +95,26 @@ def test_event_without_status_is_informational_and_can_be_stale() -> None:
 
 
 def test_repeat_of_a_status_on_no_cycle_is_informational() -> None:
-    d = pay("pending_submission", "customer_approval_granted")
-    assert (d.kind, d.to_status) == ("informational", "pending_submission")
+    d = classify(LIFECYCLES["refunds"], "paid", (T0, "EV1"), "paid", at(10), "EV5")
+    assert (d.kind, d.to_status) == ("informational", "paid")
 
 
 def test_newer_repeat_of_a_status_on_a_cycle_waits_for_the_round() -> None:
-    # submitted again after submitted: a retry whose failed event has not arrived yet.
+    # submitted again after submitted: a retry whose failed and resubmission_requested
+    # events have not arrived yet.
     d = pay("submitted", "submitted")
-    assert (d.kind, d.missing) == ("gap", ("failed",))
+    assert (d.kind, d.missing) == ("gap", ("failed", "pending_submission"))
+
+
+@pytest.mark.parametrize("current", ["pending_submission", "pending_customer_approval",
+                                     "submitted", "paid_out"])
+def test_created_for_a_resource_with_a_status_changes_nothing(current: str) -> None:
+    """Its status came from the API answer, a heal or a re-link: the resource's creation is
+    behind it, whatever the table's default starting status is."""
+    d = pay(current, "created")
+    assert (d.kind, d.to_status) == ("informational", current)
+    assert pay(current, "created", when=0, event_id="EV0", watermark=(at(5), "EV1")).kind == (
+        "stale")
 
 
 @pytest.mark.parametrize(
@@ -111,7 +123,7 @@ def test_newer_repeat_of_a_status_on_a_cycle_waits_for_the_round() -> None:
         ("paid_out", "failed", "failed"),  # late failure
         ("confirmed", "failed", "failed"),  # late failure
         ("charged_back", "chargeback_cancelled", "paid_out"),  # chargeback reversal
-        ("failed", "submitted", "submitted"),  # retry
+        ("failed", "resubmission_requested", "pending_submission"),  # retry
     ],
 )
 def test_moves_that_look_backwards_apply_when_newer(current: str, action: str,
