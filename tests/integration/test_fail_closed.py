@@ -40,4 +40,7 @@ def test_a_procfile_start_without_secrets_exits_naming_each_variable(process: st
     for name in ("SECRET_KEY", "GOCARDLESS_WEBHOOK_SECRET", "GATEWAY_ACCESS_TOKEN",
                  "SALESFORCE_CLIENT_SECRET"):
         assert name in lines[0]
-    assert "Traceback" not in done.stderr
+    # Our refusal is never a traceback. (gunicorn's master may print its own while it halts
+    # on the boot-error status, when both workers fail at once: that is gunicorn's, not ours.)
+    ours = [f"{ROOT}/app/", "ConfigError"]
+    assert not any(mark in done.stderr for mark in ours), done.stderr[-6000:]
