@@ -51,5 +51,14 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request bodies on this endpoint are limited to {limit} bytes",
+                         details={"limit_bytes": limit})
+
+
 def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None):
     return {"error": {"code": code, "message": message, "details": details or {}}}, status

@@ -9,6 +9,7 @@ from flask import Flask, current_app, jsonify
 from werkzeug.routing import IntegerConverter
 
 from app.api import Api, register_error_handlers, register_input_guard
+from app.body_limits import register_body_limits
 from app.config import Settings
 from app.console import DOCS_ASSETS, init_console
 from app.logs import configure_logging
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.extensions["paybridge"] = runtime or Runtime(settings)
     api = Api(app)
     register_error_handlers(app)
+    register_body_limits(app, settings)
     register_input_guard(app)
     _health(app)
 
