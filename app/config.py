@@ -94,6 +94,12 @@ class Settings:
     log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL"})
     max_body_bytes: int = field(default=5 * 1024 * 1024, metadata={"env": "MAX_BODY_BYTES",
                                 "parse": int})
+    # A bearer token /metrics and /readyz then require (empty: open, as on a private network).
+    metrics_token: str = field(default="", metadata={"env": "METRICS_TOKEN"})
+    # A scrape reuses the answer built less than this long ago by the same process, so a
+    # scraper (or anyone) polling hard costs the database one count per period (0: off).
+    metrics_cache_seconds: float = field(default=5.0, metadata={
+        "env": "METRICS_CACHE_SECONDS", "parse": _seconds})
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})
