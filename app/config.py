@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.client_address import Network, parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEV_GATEWAY_TOKEN = "sandbox-token"  # noqa: S105 - the gateway emulator's published dev token
@@ -154,6 +156,14 @@ class Settings:
         "env": "GOCARDLESS_WEBHOOK_SECRET_PREVIOUS"})
     webhook_max_bytes: int = field(default=2 * 1024 * 1024, metadata={
         "env": "WEBHOOK_MAX_BYTES", "parse": int})
+    # Webhooks are accepted only from these networks ("" = from anywhere), on top of the
+    # signature; the address is the peer's, or X-Forwarded-For's behind trusted proxies.
+    webhook_allowed_cidrs: tuple[Network, ...] = field(default=(), metadata={
+        "env": "WEBHOOK_ALLOWED_CIDRS", "parse": parse_networks})
+    # How many reverse proxies in front of the web app append to X-Forwarded-For; 0: the
+    # header is ignored (a client could write anything in it).
+    trusted_proxy_count: int = field(default=0, metadata={"env": "TRUSTED_PROXY_COUNT",
+                                     "parse": int})
     # event: one job per event (like a Platform Event); batch: one job per delivery;
     # scheduled: the clock's sweep only.
     webhook_mode: str = field(default="event", metadata={
@@ -277,6 +287,8 @@ class Settings:
         if not 1 <= self.catchup_page_size <= 500 or self.catchup_pages < 1:
             raise ConfigError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
                                "CATCHUP_PAGES at least 1")
+        if self.trusted_proxy_count < 0:
+            raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
         if self.env != "production":
             return
         problems = self._secret_problems()
