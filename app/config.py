@@ -102,6 +102,15 @@ class Settings:
     # scraper (or anyone) polling hard costs the database one count per period (0: off).
     metrics_cache_seconds: float = field(default=5.0, metadata={
         "env": "METRICS_CACHE_SECONDS", "parse": _seconds})
+    # Requests per API key per API_RATE_WINDOW, shared by every web process through Redis
+    # (0: no limit). A key may spend a tenth of it back to back. Generous: a CRM trigger
+    # sends 200 changes a call, far more than the workers apply.
+    intake_rate_limit: int = field(default=6000, metadata={"env": "INTAKE_RATE_LIMIT",
+                                   "parse": int})
+    bank_account_rate_limit: int = field(default=3000, metadata={
+        "env": "BANK_ACCOUNT_RATE_LIMIT", "parse": int})
+    api_rate_window: float = field(default=60.0, metadata={"env": "API_RATE_WINDOW",
+                                   "parse": _seconds})
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})

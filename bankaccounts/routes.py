@@ -9,6 +9,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_smorest import Blueprint
 
 from app.auth import require_key
+from app.throttle import rate_limited
 from bankaccounts import service, tables
 from bankaccounts.schemas import BankAccountRequestSchema, BankAccountSchema, ModulusInfoSchema
 
@@ -27,6 +28,7 @@ def _rt() -> Any:
 
 @blp.route("/bank-accounts", methods=["POST"])
 @require_key("trigger", "admin")
+@rate_limited("bank-accounts", lambda s: s.bank_account_rate_limit)
 @blp.arguments(BankAccountRequestSchema)
 @blp.response(201, BankAccountSchema)
 @blp.alt_response(404, description="customer_not_found, record_not_found")
@@ -34,6 +36,8 @@ def _rt() -> Any:
 @blp.alt_response(422, description="invalid_bank_details (nothing sent), gateway_rejected, "
                   "crm_rejected")
 @blp.alt_response(502, description="gateway_error: the gateway refused Paybridge's credentials")
+@blp.alt_response(429, description="rate_limited: this key's BANK_ACCOUNT_RATE_LIMIT is spent; "
+                  "send again after Retry-After seconds")
 @blp.alt_response(503, description="gateway_unavailable, crm_unavailable, storage_unavailable: "
                   "nothing kept, send again")
 def post_bank_account(body: dict[str, Any]) -> dict[str, Any]:
