@@ -39,6 +39,10 @@ MIN_PARTNER_SECRET = 16
 class ConfigError(RuntimeError):
     """A configuration Paybridge refuses to run with; one line naming each variable."""
 
+# Between the end of a bank-account request's deadline and gunicorn's WEB_TIMEOUT: time to
+# record the gateway's answer and to answer the client.
+DEADLINE_MARGIN = 5.0
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 60.0}
 
@@ -111,6 +115,14 @@ class Settings:
         "env": "BANK_ACCOUNT_RATE_LIMIT", "parse": int})
     api_rate_window: float = field(default=60.0, metadata={"env": "API_RATE_WINDOW",
                                    "parse": _seconds})
+    # gunicorn's worker timeout (app/gunicorn_conf.py applies it): a request still running
+    # then is killed wherever it is.
+    web_timeout: float = field(default=30.0, metadata={"env": "WEB_TIMEOUT",
+                               "parse": _seconds})
+    # Everything one bank-account request does with the partners fits in this; it must end
+    # DEADLINE_MARGIN before WEB_TIMEOUT, leaving time to record what the gateway did.
+    bank_account_deadline: float = field(default=20.0, metadata={
+        "env": "BANK_ACCOUNT_DEADLINE", "parse": _seconds})
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})
@@ -296,6 +308,12 @@ class Settings:
         if not 1 <= self.catchup_page_size <= 500 or self.catchup_pages < 1:
             raise ConfigError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
                                "CATCHUP_PAGES at least 1")
+        if self.bank_account_deadline + DEADLINE_MARGIN > self.web_timeout:
+            raise RuntimeError(
+                f"BANK_ACCOUNT_DEADLINE ({self.bank_account_deadline:g}s) must end at least "
+                f"{DEADLINE_MARGIN:g}s before WEB_TIMEOUT ({self.web_timeout:g}s, gunicorn's "
+                "worker timeout), or gunicorn could kill a request between the gateway's answer "
+                "and its record")
         if self.trusted_proxy_count < 0:
             raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
         if self.env != "production":

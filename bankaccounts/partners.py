@@ -17,6 +17,7 @@ from app.clients.errors import InvalidStateError, PartnerError, TransientError
 from app.clients.gateway import GatewayClient
 from app.clients.salesforce import SalesforceClient
 from app.db import Database
+from app.deadline import DeadlineExceeded
 from app.errors import AppError
 from app.mapping import OBJECTS, STATUS_FIELD
 from app.records import service as records
@@ -26,6 +27,7 @@ from bankaccounts.errors import (
     CrmUnavailable,
     CustomerNotFound,
     CustomerNotReady,
+    DeadlineReached,
     GatewayError,
     GatewayRejected,
     GatewayUnavailable,
@@ -40,6 +42,7 @@ BANK_ACCOUNT = OBJECTS["BankAccount"]
 GATEWAY_CUSTOMER_ID = re.compile(r"^CU[0-9A-Z]{4,40}$")
 # Status__c of a CRM record created ahead of the gateway call; the write-back replaces it.
 PLACEHOLDER_STATUS = "Pending"
+AGAIN = "send the request again, with the record_id named here"
 
 
 def crm_field(gateway_name: str) -> str:
@@ -139,6 +142,8 @@ def _existing_account(exc: InvalidStateError) -> str | None:
 
 def gateway_answer(exc: PartnerError) -> AppError:
     """What the caller is told about a gateway failure (messages arrive redacted)."""
+    if isinstance(exc, DeadlineExceeded):
+        return DeadlineReached(f"{exc.message}. The gateway may still act on it: {AGAIN}")
     if isinstance(exc, TransientError):
         wait = f" (it asked to wait {exc.retry_after:.0f}s)" if exc.retry_after else ""
         return GatewayUnavailable(
@@ -153,6 +158,9 @@ def gateway_answer(exc: PartnerError) -> AppError:
 def _on_crm(call: Callable[[], T], record_id: str | None) -> T:
     try:
         return call()
+    except DeadlineExceeded as exc:
+        raise DeadlineReached(f"{exc.message}. Nothing was sent to the gateway; send the "
+                              "request again") from exc
     except TransientError as exc:
         raise CrmUnavailable(f"the CRM is unavailable: {exc.message}. Nothing was sent to the "
                              "gateway; send the request again") from exc

@@ -40,6 +40,8 @@ def _rt() -> Any:
                   "send again after Retry-After seconds")
 @blp.alt_response(503, description="gateway_unavailable, crm_unavailable, storage_unavailable: "
                   "nothing kept, send again")
+@blp.alt_response(504, description="deadline_exceeded: BANK_ACCOUNT_DEADLINE ran out waiting "
+                  "for a partner; send again")
 def post_bank_account(body: dict[str, Any]) -> dict[str, Any]:
     """Register a bank account: checked, sent to the gateway, never stored."""
     return service.register(_rt(), body)

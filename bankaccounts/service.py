@@ -9,6 +9,8 @@ Order matters, because the details may exist only in this request:
 5. store, in one transaction, the link CRM record <-> gateway account and an API Queue row
    already past its gateway step whose result holds only safe fields, then enqueue it: the
    CRM write-back is retried like any other and never lost.
+Steps 2-4 run under BANK_ACCOUNT_DEADLINE, well inside gunicorn's WEB_TIMEOUT, so a request is
+never killed between the gateway's answer and step 5 (504 deadline_exceeded instead).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.background import API_QUEUE, PROCESS_API_ITEMS, new_job_ids
+from app.deadline import deadline
 from app.errors import AppError
 from app.mapping import STATUS_FIELD, writeback_fields
 from app.records import service as records
@@ -46,6 +49,12 @@ def register(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     except InvalidBankDetails as exc:
         raise InvalidDetails(bank_details.describe(exc.reason), details={
             "fields": bank_details.fields_at_fault(exc.reason), "check": exc.reason}) from None
+    with deadline(rt.settings.bank_account_deadline):
+        return _register(rt, body, details)
+
+
+def _register(rt: Runtime, body: dict[str, Any],
+              details: bank_details.BankDetails) -> dict[str, Any]:
     holder = body["account_holder_name"]
     customer = partners.resolve_customer(rt.db, rt.gateway, body["customer_id"])
     record_id, created = partners.prepare_record(rt.crm, body["record_id"], customer, holder)
