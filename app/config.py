@@ -123,6 +123,9 @@ class Settings:
     # DEADLINE_MARGIN before WEB_TIMEOUT, leaving time to record what the gateway did.
     bank_account_deadline: float = field(default=20.0, metadata={
         "env": "BANK_ACCOUNT_DEADLINE", "parse": _seconds})
+    # How long an Idempotency-Key is remembered (its digest and its answer), like Stripe's.
+    idempotency_key_ttl: float = field(default=86400.0, metadata={
+        "env": "IDEMPOTENCY_KEY_TTL", "parse": _seconds})
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})

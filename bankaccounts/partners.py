@@ -42,7 +42,8 @@ BANK_ACCOUNT = OBJECTS["BankAccount"]
 GATEWAY_CUSTOMER_ID = re.compile(r"^CU[0-9A-Z]{4,40}$")
 # Status__c of a CRM record created ahead of the gateway call; the write-back replaces it.
 PLACEHOLDER_STATUS = "Pending"
-AGAIN = "send the request again, with the record_id named here"
+AGAIN = ("send the request again; with the same Idempotency-Key it carries on where this one "
+         "stopped and creates nothing twice")
 
 
 def crm_field(gateway_name: str) -> str:
@@ -101,20 +102,30 @@ def prepare_record(crm: SalesforceClient, record_id: str | None, customer: Custo
     return _on_crm(lambda: crm.create(BANK_ACCOUNT.sobject, fields), None), True
 
 
+def new_gateway_key() -> str:
+    """A random idempotency key for one create: a key derived from the details would be a
+    stored fingerprint of them."""
+    return f"pb-ba-{uuid.uuid4().hex}"
+
+
 def create_account(gateway: GatewayClient, details: BankDetails, holder: str,
-                   customer: Customer, record_id: str) -> tuple[dict[str, Any], str]:
+                   customer: Customer, record_id: str,
+                   gateway_key: str) -> tuple[dict[str, Any], str]:
     """Create the bank account at the gateway. Returns (resource, note).
 
-    The idempotency key is random: a key derived from the details would be a stored
-    fingerprint of them. A repeat is still recognised, by the gateway's 409
-    ``bank_account_exists`` (same customer, same details, still enabled), which names the
-    existing account: that account is the answer.
+    ``gateway_key`` is the same for every attempt of one client request with an
+    Idempotency-Key (it is kept with the claim), so the gateway answers a repeat with the
+    account it already made. Without one, a repeat is still recognised, by the gateway's
+    409 ``bank_account_exists`` (same customer, same details, still enabled), which names
+    the existing account: that account is the answer.
     """
     safe = {**BANK_ACCOUNT.defaults, "account_holder_name": holder,
             "links": {"customer": customer.gateway_id}, "metadata": {"crm_id": record_id}}
     try:
         created = gateway.create(BANK_ACCOUNT.resource, {**safe, **details.gateway_fields()},
-                                 f"pb-ba-{uuid.uuid4().hex}")
+                                 gateway_key)
+        if created.already_existed:
+            return created.resource, "already at the gateway (an earlier attempt made it)"
         return created.resource, "created through the bank-account API"
     except InvalidStateError as exc:
         existing = _existing_account(exc)
