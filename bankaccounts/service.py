@@ -10,8 +10,9 @@ Order matters, because the details may exist only in this request:
    not gone anywhere yet);
 5. send the details straight to the gateway (down: 503 and nothing stored or queued);
 6. store, in one transaction, the link CRM record <-> gateway account, an API Queue row
-   already past its gateway step whose result holds only safe fields and the answer for the
-   Idempotency-Key; then enqueue: the CRM write-back is retried like any other and never lost.
+   already past its gateway step whose result holds only safe fields, the answer for the
+   Idempotency-Key and, when the record pointed at another account, a row disabling that one;
+   then enqueue: the CRM write-back is retried like any other and never lost.
 Steps 3-5 run under BANK_ACCOUNT_DEADLINE, well inside gunicorn's WEB_TIMEOUT, so a request is
 never killed between the gateway's answer and step 6.
 """
@@ -155,18 +156,24 @@ def _note(rt: Runtime, held: idempotency.Claim, record_id: str) -> idempotency.C
 def _record(rt: Runtime, record_id: str, gateway_id: str, result: dict[str, Any], note: str,
             answer: Callable[[QueueItem], dict[str, Any]],
             held: idempotency.Claim | None) -> dict[str, Any]:
-    """One transaction: link the record to the gateway account, queue the write-back, store
-    the answer."""
+    """One transaction: link the record to the gateway account, queue the write-back (and
+    the disabling of an account the record no longer uses), store the answer."""
     job_id = new_job_ids(1, 1)[0] if rt.settings.api_queue_mode == "immediate" else None
     safe_fields = {k: v for k, v in result.items() if k in (CONTACT_FIELD, HOLDER_FIELD)}
     try:
         with rt.db.transaction() as session:
-            link = _link(session, record_id, gateway_id)
+            link, replaced = _link(session, record_id, gateway_id)
             item = queue_service.accept_writeback(
                 session, obj=OBJECT, record_id=record_id, gateway_id=gateway_id,
                 fields=safe_fields, result=result, note=note, job_id=job_id)
-            records.record_transition(session, link, None, source="api",
-                                      cause=f"bank account registered ({note})",
+            cause = f"bank account registered ({note})"
+            if replaced:
+                # Gateway accounts are immutable: new details are a new account, and the
+                # old one is disabled at the gateway once the write-back has gone through.
+                queue_service.accept_retirement(session, obj=OBJECT, record_id=record_id,
+                                                gateway_id=replaced)
+                cause += f"; replaces {replaced}, which is queued to be disabled"
+            records.record_transition(session, link, None, source="api", cause=cause,
                                       queue_item_id=item.id)
             shown = answer(item)
             if held is not None:
@@ -183,8 +190,9 @@ def _record(rt: Runtime, record_id: str, gateway_id: str, result: dict[str, Any]
     return shown
 
 
-def _link(session: Session, record_id: str, gateway_id: str) -> RecordLink:
-    """Point the CRM record at the gateway account, so mandates can find it.
+def _link(session: Session, record_id: str, gateway_id: str) -> tuple[RecordLink, str | None]:
+    """Point the CRM record at the gateway account, so mandates can find it. Returns the
+    link and the gateway account it pointed at before, if this replaced one.
 
     New details for a record that had an account replace it (gateway accounts are
     immutable). An account already linked to another record is a duplicate of that one.
@@ -197,6 +205,7 @@ def _link(session: Session, record_id: str, gateway_id: str) -> RecordLink:
             details={"existing_record_id": by_gateway.crm_id, "gateway_id": gateway_id})
     by_record = records.find_link(session, OBJECT, crm_id=record_id)
     if by_gateway is None and by_record is not None:
+        replaced = by_record.gateway_id
         by_record.gateway_id = gateway_id
-        return by_record
-    return records.upsert_link(session, OBJECT, crm_id=record_id, gateway_id=gateway_id)
+        return by_record, replaced
+    return records.upsert_link(session, OBJECT, crm_id=record_id, gateway_id=gateway_id), None

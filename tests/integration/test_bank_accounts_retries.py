@@ -1,8 +1,8 @@
 """The bank-account API under timeouts and retries, against both emulators over HTTP.
 
 A deadline well inside gunicorn's worker timeout (504 when it runs out, nothing half-done
-that a retry cannot finish) and the Idempotency-Key (a retry never makes a second CRM
-record or gateway account).
+that a retry cannot finish), the Idempotency-Key (a retry never makes a second CRM record
+or gateway account), and the disabling of an account that new details replace.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from tests.integration.test_bank_accounts_api import (
     body,
     count,
     known_customer,
+    run_queue,
 )
 
 # That module's emulators (one pair for this module too) and the settings aimed at them.
@@ -324,3 +325,48 @@ def test_a_claim_whose_holder_died_is_taken_over_and_the_late_holder_is_fenced(
     with rt.db.transaction() as session:
         idempotency.finish(session, second, 201, {"ok": True})
     assert take() == idempotency.Stored(201, {"ok": True})
+
+
+# --- new details replace an account: the old one is disabled -----------------------------------
+
+def history(client: FlaskClient, headers: dict[str, str], record_id: str) -> list[str]:
+    resp = client.get(f"/api/v1/records/BankAccount/{record_id}/history", headers=headers)
+    assert resp.status_code == 200, resp.get_json()
+    return [entry["cause"] or "" for entry in resp.get_json()["history"]]
+
+
+def test_new_details_disable_the_replaced_account_and_the_history_says_so(
+        client: FlaskClient, rt: Runtime, partners: Partners, trigger_headers: dict,
+        admin_headers: dict) -> None:
+    who = known_customer(rt, partners)
+    first = post(client, trigger_headers, body(who.contact_id)).get_json()
+    run_queue(rt)
+    old = first["gateway_id"]
+    replaced = post(client, trigger_headers, body(
+        who.contact_id, record_id=first["record_id"], sort_code=OTHER_SORT_CODE,
+        account_number=OTHER_ACCOUNT))
+    assert replaced.status_code == 201, replaced.get_json()
+    new = replaced.get_json()["gateway_id"]
+    assert new != old
+    # The first try to disable fails (the gateway is down); the row keeps it and retries.
+    partners.gw("POST", "/sim/faults", json={"fail_next": [{
+        "status": 503, "count": 1, "path_prefix": f"/customer_bank_accounts/{old}/actions"}]})
+    run_queue(rt)  # the write-back of the new account
+    run_queue(rt)  # then the disabling, which fails once
+    with rt.db.transaction() as session:
+        (waiting,) = session.scalars(sa.select(QueueItem))
+        assert waiting.operation == "delete" and waiting.gateway_id == old
+        assert waiting.attempts == 1 and waiting.status == "pending"
+    time.sleep(0.3)  # the retry schedule's first interval
+    run_queue(rt)
+    accounts = {a["id"]: a for a in partners.sent_bank_accounts()}
+    assert accounts[old]["enabled"] is False and accounts[new]["enabled"] is True
+    assert partners.gateway_requests()["POST /customer_bank_accounts/{id}/actions/disable"] == {
+        "503": 1, "200": 1}
+    assert count(rt, QueueItem) == 0
+    (record,) = partners.crm_records("Bank_Account__c")
+    assert record["Gateway_Id__c"] == new and record["Status__c"] == "Active"
+    assert record["Account_Number_Ending__c"] == OTHER_ACCOUNT[-2:]
+    causes = history(client, admin_headers, first["record_id"])
+    assert any(f"replaces {old}, which is queued to be disabled" in c for c in causes), causes
+    assert f"replaced customer_bank_accounts {old} disabled at the gateway" in causes
