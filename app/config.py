@@ -39,6 +39,7 @@ MIN_PARTNER_SECRET = 16
 class ConfigError(RuntimeError):
     """A configuration Paybridge refuses to run with; one line naming each variable."""
 
+
 # Between the end of a bank-account request's deadline and gunicorn's WEB_TIMEOUT: time to
 # record the gateway's answer and to answer the client.
 DEADLINE_MARGIN = 5.0
@@ -312,13 +313,13 @@ class Settings:
             raise ConfigError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
                                "CATCHUP_PAGES at least 1")
         if self.bank_account_deadline + DEADLINE_MARGIN > self.web_timeout:
-            raise RuntimeError(
+            raise ConfigError(
                 f"BANK_ACCOUNT_DEADLINE ({self.bank_account_deadline:g}s) must end at least "
                 f"{DEADLINE_MARGIN:g}s before WEB_TIMEOUT ({self.web_timeout:g}s, gunicorn's "
                 "worker timeout), or gunicorn could kill a request between the gateway's answer "
                 "and its record")
         if self.trusted_proxy_count < 0:
-            raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
+            raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
         if self.env != "production":
             return
         problems = self._secret_problems()
