@@ -13,12 +13,15 @@ SQLite file and an embedded Redis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import redis
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -85,8 +88,11 @@ def main() -> None:
         print(f"{path:10} {args.requests / elapsed:8.0f} req/s  "
               f"{elapsed / args.requests * 1000:7.2f} ms/request")
     rt.db.dispose()
-    if not os.environ.get("DATABASE_URL"):
-        print(f"(SQLite file in {home})")
+    if not os.environ.get("REDIS_URL"):
+        # The embedded redis-server is a daemon: it would outlive this script.
+        with contextlib.suppress(redis.RedisError):
+            rt.redis.shutdown(nosave=True)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
