@@ -81,7 +81,7 @@ def require_key(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any
                     raise Unauthorized("unknown or revoked API key")
                 if key.role not in roles:
                     raise Forbidden(f"this endpoint needs a key with role {' or '.join(roles)}")
-                g.api_key_name, g.api_key_role = key.name, key.role
+                g.api_key_id, g.api_key_name, g.api_key_role = key.id, key.name, key.role
             return view(*args, **kwargs)
 
         return wrapper

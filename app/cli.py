@@ -46,7 +46,8 @@ def run(workers: int, no_emulators: bool) -> None:
 def web(bind: str | None, web_workers: int) -> None:
     """Run the web app under gunicorn."""
     bind = bind or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
-    argv = [sys.executable, "-m", "gunicorn", "app.wsgi:app", "--bind", bind,
+    argv = [sys.executable, "-m", "gunicorn", "app.wsgi:app", "-c", "python:app.gunicorn_conf",
+            "--bind", bind,
             "--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "20"]
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
 

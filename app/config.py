@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.client_address import Network, parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEV_GATEWAY_TOKEN = "sandbox-token"  # noqa: S105 - the gateway emulator's published dev token
@@ -36,6 +38,11 @@ MIN_PARTNER_SECRET = 16
 
 class ConfigError(RuntimeError):
     """A configuration Paybridge refuses to run with; one line naming each variable."""
+
+
+# Between the end of a bank-account request's deadline and gunicorn's WEB_TIMEOUT: time to
+# record the gateway's answer and to answer the client.
+DEADLINE_MARGIN = 5.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 60.0}
@@ -94,6 +101,32 @@ class Settings:
     log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL"})
     max_body_bytes: int = field(default=5 * 1024 * 1024, metadata={"env": "MAX_BODY_BYTES",
                                 "parse": int})
+    # A bearer token /metrics and /readyz then require (empty: open, as on a private network).
+    metrics_token: str = field(default="", metadata={"env": "METRICS_TOKEN"})
+    # A scrape reuses the answer built less than this long ago by the same process, so a
+    # scraper (or anyone) polling hard costs the database one count per period (0: off).
+    metrics_cache_seconds: float = field(default=5.0, metadata={
+        "env": "METRICS_CACHE_SECONDS", "parse": _seconds})
+    # Requests per API key per API_RATE_WINDOW, shared by every web process through Redis
+    # (0: no limit). A key may spend a tenth of it back to back. Generous: a CRM trigger
+    # sends 200 changes a call, far more than the workers apply.
+    intake_rate_limit: int = field(default=6000, metadata={"env": "INTAKE_RATE_LIMIT",
+                                   "parse": int})
+    bank_account_rate_limit: int = field(default=3000, metadata={
+        "env": "BANK_ACCOUNT_RATE_LIMIT", "parse": int})
+    api_rate_window: float = field(default=60.0, metadata={"env": "API_RATE_WINDOW",
+                                   "parse": _seconds})
+    # gunicorn's worker timeout (app/gunicorn_conf.py applies it): a request still running
+    # then is killed wherever it is.
+    web_timeout: float = field(default=30.0, metadata={"env": "WEB_TIMEOUT",
+                               "parse": _seconds})
+    # Everything one bank-account request does with the partners fits in this; it must end
+    # DEADLINE_MARGIN before WEB_TIMEOUT, leaving time to record what the gateway did.
+    bank_account_deadline: float = field(default=20.0, metadata={
+        "env": "BANK_ACCOUNT_DEADLINE", "parse": _seconds})
+    # How long an Idempotency-Key is remembered (its digest and its answer), like Stripe's.
+    idempotency_key_ttl: float = field(default=86400.0, metadata={
+        "env": "IDEMPOTENCY_KEY_TTL", "parse": _seconds})
     # Off by default: sort codes and account numbers are never stored anywhere.
     store_bank_details: bool = field(default=False, metadata={"env": "STORE_BANK_DETAILS",
                                      "parse": _bool})
@@ -148,6 +181,14 @@ class Settings:
         "env": "GOCARDLESS_WEBHOOK_SECRET_PREVIOUS"})
     webhook_max_bytes: int = field(default=2 * 1024 * 1024, metadata={
         "env": "WEBHOOK_MAX_BYTES", "parse": int})
+    # Webhooks are accepted only from these networks ("" = from anywhere), on top of the
+    # signature; the address is the peer's, or X-Forwarded-For's behind trusted proxies.
+    webhook_allowed_cidrs: tuple[Network, ...] = field(default=(), metadata={
+        "env": "WEBHOOK_ALLOWED_CIDRS", "parse": parse_networks})
+    # How many reverse proxies in front of the web app append to X-Forwarded-For; 0: the
+    # header is ignored (a client could write anything in it).
+    trusted_proxy_count: int = field(default=0, metadata={"env": "TRUSTED_PROXY_COUNT",
+                                     "parse": int})
     # event: one job per event (like a Platform Event); batch: one job per delivery;
     # scheduled: the clock's sweep only.
     webhook_mode: str = field(default="event", metadata={
@@ -271,6 +312,14 @@ class Settings:
         if not 1 <= self.catchup_page_size <= 500 or self.catchup_pages < 1:
             raise ConfigError("CATCHUP_PAGE_SIZE must be 1-500 (GoCardless's page limit) and "
                                "CATCHUP_PAGES at least 1")
+        if self.bank_account_deadline + DEADLINE_MARGIN > self.web_timeout:
+            raise ConfigError(
+                f"BANK_ACCOUNT_DEADLINE ({self.bank_account_deadline:g}s) must end at least "
+                f"{DEADLINE_MARGIN:g}s before WEB_TIMEOUT ({self.web_timeout:g}s, gunicorn's "
+                "worker timeout), or gunicorn could kill a request between the gateway's answer "
+                "and its record")
+        if self.trusted_proxy_count < 0:
+            raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
         if self.env != "production":
             return
         problems = self._secret_problems()

@@ -13,10 +13,13 @@ class AppError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None,
-                 code: str | None = None, status: int | None = None) -> None:
+                 code: str | None = None, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        # Sent with the answer: Retry-After on a 429 or 409, WWW-Authenticate on a 401.
+        self.headers = headers or {}
         if code:
             self.code = code
         if status:
@@ -49,6 +52,15 @@ class NotFound(AppError):
 class Conflict(AppError):
     status = 409
     code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request bodies on this endpoint are limited to {limit} bytes",
+                         details={"limit_bytes": limit})
 
 
 def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None):

@@ -4,6 +4,7 @@ from app.audit import AuditEntry
 from app.auth import ApiKey
 from app.console.models import Alert, AlertState, BulkOperation
 from app.db import Base
+from app.idempotency import IdempotencyKey
 from app.records.models import RecordLink, StatusHistory
 from app.records.refs import RecordRef
 from app.users import User
@@ -14,5 +15,5 @@ from webhooks.models import CatchupState, WebhookEvent
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "CatchupState", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
+           "CatchupState", "IdempotencyKey", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
            "StatusHistory", "User", "WebhookEvent", "metadata"]

@@ -15,6 +15,7 @@ import time
 import redis
 
 from app.clients.errors import PausedError
+from app.deadline import wait_limit
 
 _SCRIPT = """
 redis.replicate_commands()
@@ -59,10 +60,11 @@ class RateLimiter:
         self.tolerance = self.interval * (max(self.burst, 1) - 1)
 
     def acquire(self) -> float:
-        """Take the next slot, sleeping up to ``max_wait``; returns the seconds slept."""
+        """Take the next slot, sleeping up to ``max_wait`` (less under a request's
+        deadline); returns the seconds slept."""
         try:
-            wait = float(self._script(keys=self.keys, args=[self.interval, self.max_wait,
-                                                                 self.tolerance]))
+            wait = float(self._script(keys=self.keys, args=[
+                self.interval, wait_limit(self.max_wait), self.tolerance]))
         except redis.RedisError:
             return 0.0  # Redis down: the partner's own 429s still protect it
         if wait < 0:

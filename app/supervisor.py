@@ -65,7 +65,8 @@ def emulator_procs(home: Path, ports: Ports, trigger_key: str, settings: Setting
 
 
 def paybridge_procs(ports: Ports, workers: int, web_workers: int = 2) -> list[Proc]:
-    procs = [Proc("web", [PY, "-m", "gunicorn", "app.wsgi:app", "--bind",
+    procs = [Proc("web", [PY, "-m", "gunicorn", "app.wsgi:app", "-c", "python:app.gunicorn_conf",
+                          "--bind",
                           f"127.0.0.1:{ports.web}", "--workers", str(web_workers),
                           "--graceful-timeout", "20", "--access-logfile", "-"])]
     procs += [Proc(f"worker-{n}", [PY, "-m", "app.cli", "worker"])

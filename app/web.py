@@ -4,41 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from flask import Flask, current_app, jsonify
+from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from app.api import Api, register_error_handlers, register_input_guard
+from app.body_limits import register_body_limits
 from app.config import Settings
 from app.console import DOCS_ASSETS, init_console
 from app.logs import configure_logging
+from app.probes import cache_metrics, init_probes
 from app.runtime import Runtime
 from app.schemas import MAX_ID
-
-
-def _health(app: Flask) -> None:
-    @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
-        return jsonify({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz():  # type: ignore[no-untyped-def]
-        rt = current_app.extensions["paybridge"]
-        checks = {}
-        try:
-            with rt.db.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # readiness reports, it does not raise
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        try:
-            rt.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unreachable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
-            200 if ready else 503)
 
 
 class RowIdConverter(IntegerConverter):
@@ -65,8 +41,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.extensions["paybridge"] = runtime or Runtime(settings)
     api = Api(app)
     register_error_handlers(app)
+    register_body_limits(app, settings)
     register_input_guard(app)
-    _health(app)
+    init_probes(app, settings)
 
     from app.records.routes import blp as records_blp
     from bankaccounts.routes import blp as bank_accounts_blp
@@ -80,5 +57,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(webhooks_blp)
     api.register_blueprint(webhook_events_blp)
     init_console(app, api)
+    cache_metrics(app, settings)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     return app

@@ -70,3 +70,11 @@ class CrmRejected(AppError):
 class StorageUnavailable(AppError):
     status = 503
     code = "storage_unavailable"
+
+
+class DeadlineReached(AppError):
+    """BANK_ACCOUNT_DEADLINE ran out waiting for a partner: the request may be sent again
+    (with the same Idempotency-Key it carries on where this one stopped)."""
+
+    status = 504
+    code = "deadline_exceeded"

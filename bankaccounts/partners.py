@@ -17,6 +17,7 @@ from app.clients.errors import InvalidStateError, PartnerError, TransientError
 from app.clients.gateway import GatewayClient
 from app.clients.salesforce import SalesforceClient
 from app.db import Database
+from app.deadline import DeadlineExceeded
 from app.errors import AppError
 from app.mapping import OBJECTS, STATUS_FIELD
 from app.records import service as records
@@ -26,6 +27,7 @@ from bankaccounts.errors import (
     CrmUnavailable,
     CustomerNotFound,
     CustomerNotReady,
+    DeadlineReached,
     GatewayError,
     GatewayRejected,
     GatewayUnavailable,
@@ -40,6 +42,8 @@ BANK_ACCOUNT = OBJECTS["BankAccount"]
 GATEWAY_CUSTOMER_ID = re.compile(r"^CU[0-9A-Z]{4,40}$")
 # Status__c of a CRM record created ahead of the gateway call; the write-back replaces it.
 PLACEHOLDER_STATUS = "Pending"
+AGAIN = ("send the request again; with the same Idempotency-Key it carries on where this one "
+         "stopped and creates nothing twice")
 
 
 def crm_field(gateway_name: str) -> str:
@@ -98,20 +102,30 @@ def prepare_record(crm: SalesforceClient, record_id: str | None, customer: Custo
     return _on_crm(lambda: crm.create(BANK_ACCOUNT.sobject, fields), None), True
 
 
+def new_gateway_key() -> str:
+    """A random idempotency key for one create: a key derived from the details would be a
+    stored fingerprint of them."""
+    return f"pb-ba-{uuid.uuid4().hex}"
+
+
 def create_account(gateway: GatewayClient, details: BankDetails, holder: str,
-                   customer: Customer, record_id: str) -> tuple[dict[str, Any], str]:
+                   customer: Customer, record_id: str,
+                   gateway_key: str) -> tuple[dict[str, Any], str]:
     """Create the bank account at the gateway. Returns (resource, note).
 
-    The idempotency key is random: a key derived from the details would be a stored
-    fingerprint of them. A repeat is still recognised, by the gateway's 409
-    ``bank_account_exists`` (same customer, same details, still enabled), which names the
-    existing account: that account is the answer.
+    ``gateway_key`` is the same for every attempt of one client request with an
+    Idempotency-Key (it is kept with the claim), so the gateway answers a repeat with the
+    account it already made. Without one, a repeat is still recognised, by the gateway's
+    409 ``bank_account_exists`` (same customer, same details, still enabled), which names
+    the existing account: that account is the answer.
     """
     safe = {**BANK_ACCOUNT.defaults, "account_holder_name": holder,
             "links": {"customer": customer.gateway_id}, "metadata": {"crm_id": record_id}}
     try:
         created = gateway.create(BANK_ACCOUNT.resource, {**safe, **details.gateway_fields()},
-                                 f"pb-ba-{uuid.uuid4().hex}")
+                                 gateway_key)
+        if created.already_existed:
+            return created.resource, "already at the gateway (an earlier attempt made it)"
         return created.resource, "created through the bank-account API"
     except InvalidStateError as exc:
         existing = _existing_account(exc)
@@ -139,6 +153,8 @@ def _existing_account(exc: InvalidStateError) -> str | None:
 
 def gateway_answer(exc: PartnerError) -> AppError:
     """What the caller is told about a gateway failure (messages arrive redacted)."""
+    if isinstance(exc, DeadlineExceeded):
+        return DeadlineReached(f"{exc.message}. The gateway may still act on it: {AGAIN}")
     if isinstance(exc, TransientError):
         wait = f" (it asked to wait {exc.retry_after:.0f}s)" if exc.retry_after else ""
         return GatewayUnavailable(
@@ -153,6 +169,9 @@ def gateway_answer(exc: PartnerError) -> AppError:
 def _on_crm(call: Callable[[], T], record_id: str | None) -> T:
     try:
         return call()
+    except DeadlineExceeded as exc:
+        raise DeadlineReached(f"{exc.message}. Nothing was sent to the gateway; send the "
+                              "request again") from exc
     except TransientError as exc:
         raise CrmUnavailable(f"the CRM is unavailable: {exc.message}. Nothing was sent to the "
                              "gateway; send the request again") from exc

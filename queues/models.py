@@ -53,6 +53,13 @@ class QueueItem(WorkRow, Base):
     # CRM fields to write back (gateway id, status, reference...): never bank details.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
+    @property
+    def retires(self) -> bool:
+        """A delete aimed at a gateway resource its record was re-pointed away from
+        (``queues.service.accept_retirement``): the only kind of row whose gateway id is
+        known before its gateway step."""
+        return self.operation == "delete" and self.stage == STAGE_NEW and bool(self.gateway_id)
+
     def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id, "object": self.object, "record_id": self.record_id,

@@ -83,6 +83,8 @@ class Plan:
     links: dict[tuple[str, str], str]
     # CRM field -> digest of what the gateway last accepted (None: not known)
     sent: dict[str, str] | None = None
+    # A resource the record was re-pointed away from, to cancel (QueueItem.retires)
+    retires: bool = False
 
 
 def process_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
@@ -140,11 +142,12 @@ def _parents(item: QueueItem) -> set[tuple[str, str]]:
 
 
 def _plan_of(item: QueueItem, link: Any, links: dict[tuple[str, str], str]) -> Plan:
-    gateway_id = (link.gateway_id if link else None) or item.fields.get(GATEWAY_ID_FIELD)
+    gateway_id = item.gateway_id if item.retires else (
+        (link.gateway_id if link else None) or item.fields.get(GATEWAY_ID_FIELD))
     return Plan(item.id, OBJECTS[item.object], item.operation, item.record_id,
                 dict(item.fields), dict(item.previous_fields or {}), item.idempotency_key,
                 gateway_id, links, dict(link.sent_digests) if link and link.sent_digests
-                else None)
+                else None, retires=item.retires)
 
 
 def _plan(ctx: QueueContext, item_id: int, lease: Lease) -> Plan | None:
@@ -198,7 +201,9 @@ def gateway_step(ctx: QueueContext, item_id: int, lease: Lease,
         gateway_id = str(resource.get("id") or plan.gateway_id)
         _link_and_history(ctx, session, item, plan, resource)
         result = writeback_fields(plan.obj, resource, ctx.settings.status_labels)
-        if note == NO_CHANGE:
+        if plan.retires:
+            result = {}  # the CRM record shows the resource that replaced this one
+        elif note == NO_CHANGE:
             # Nothing new at the gateway, but an insert's record must still carry the id:
             # an earlier attempt may have created the resource and lost the answer.
             result = {GATEWAY_ID_FIELD: gateway_id} if plan.operation == "insert" else {}
@@ -268,6 +273,9 @@ def _cancel(gw: GatewayClient, obj: ObjectMap, gateway_id: str) -> dict[str, Any
 def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, plan: Plan,
                       resource: dict[str, Any]) -> None:
     obj = plan.obj
+    if plan.retires:
+        _retired(session, item, plan)
+        return
     gateway_id = resource.get("id") or plan.gateway_id
     link = records.upsert_link(session, obj.name, crm_id=item.record_id,
                                gateway_id=str(gateway_id) if gateway_id else None)
@@ -280,6 +288,20 @@ def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, plan: Pl
         records.record_transition(session, link, str(status), source="api",
                                   cause=f"{item.operation} via API queue",
                                   queue_item_id=item.id)
+
+
+def _retired(session: Any, item: QueueItem, plan: Plan) -> None:
+    """The replaced resource is cancelled: say so in the record's history (the link stays
+    on the resource that replaced it)."""
+    link = records.find_link(session, plan.obj.name, crm_id=item.record_id)
+    if link is None:
+        return
+    done = {"disable": "disabled", "cancel": "cancelled"}.get(plan.obj.cancel_action or "",
+                                                               "deleted")
+    entry = records.record_transition(
+        session, link, None, source="api", queue_item_id=item.id,
+        cause=f"replaced {plan.obj.resource} {plan.gateway_id} {done} at the gateway")
+    entry.gateway_id = plan.gateway_id
 
 
 def _record(ctx: QueueContext, item_id: int, lease: Lease, *,

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from app.auth import require_key
 from app.errors import NotFound, ValidationFailed
 from app.schemas import DiscardSchema
+from app.throttle import rate_limited
 from queues import admin, intake, service
 from queues.schemas import (
     ItemDetailSchema,
@@ -31,8 +32,11 @@ def _rt() -> Any:
 
 @blp.route("/queue", methods=["POST"])
 @require_key("trigger", "admin")
+@rate_limited("queue", lambda s: s.intake_rate_limit)
 @blp.arguments(QueueRequestSchema)
 @blp.response(202, QueueResponseSchema)
+@blp.alt_response(429, description="rate_limited: this key's INTAKE_RATE_LIMIT is spent; "
+                  "send again after Retry-After seconds")
 def post_queue(body: dict[str, Any]) -> dict[str, Any]:
     """Queue 1-200 CRM record changes (all accepted or none)."""
     items = intake.submit(_rt(), body["changes"])

@@ -113,6 +113,29 @@ def accept_writeback(session: Session, *, obj: str, record_id: str, gateway_id: 
     return item
 
 
+def accept_retirement(session: Session, *, obj: str, record_id: str,
+                      gateway_id: str) -> QueueItem:
+    """Queue cancelling (a bank account: disabling) a gateway resource that ``record_id`` no
+    longer points at, because it was re-pointed to a new one in this transaction.
+
+    The row's ``gateway_id`` is set from the start (``QueueItem.retires``): its gateway step
+    acts on that resource, not on the record's current one, and it writes nothing back to
+    the CRM, whose record shows the new resource. Queued behind the record's other rows, it
+    runs once they are done, with the usual retries; no job is assigned here because it
+    cannot start before the write-back ahead of it (the dispatcher hands it out then).
+    Runs in the caller's transaction.
+    """
+    _lock_records(session, [(obj, record_id)])
+    now = utcnow()
+    item = QueueItem(
+        object=obj, record_id=record_id, operation="delete", fields={}, previous_fields=None,
+        status=PENDING, stage=STAGE_NEW, attempts=0, idempotency_key=f"pb-{uuid.uuid4().hex}",
+        gateway_id=gateway_id, next_attempt_at=now, error_log=[])
+    session.add(item)
+    session.flush()
+    return item
+
+
 def _blocked_by_earlier():
     earlier = qi.alias("earlier")
     return sa.exists().where(

@@ -11,7 +11,8 @@ from marshmallow import ValidationError
 
 from app.api import flatten
 from app.auth import require_key
-from app.errors import AppError, NotFound, ValidationFailed
+from app.client_address import allowed, client_address
+from app.errors import AppError, Forbidden, NotFound, ValidationFailed
 from app.schemas import DiscardSchema
 from webhooks import intake, service
 from webhooks.schemas import (
@@ -46,23 +47,33 @@ class InvalidSignature(AppError):
     code = "invalid_signature"
 
 
-class TooLarge(AppError):
-    status = 413
-    code = "payload_too_large"
+class SourceNotAllowed(Forbidden):
+    code = "source_not_allowed"
+
+
+def _check_source() -> None:
+    """WEBHOOK_ALLOWED_CIDRS, when set: a request from elsewhere is refused before its body
+    is looked at, whatever its signature."""
+    s = _rt().settings
+    if not s.webhook_allowed_cidrs:
+        return
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                             s.trusted_proxy_count)
+    if not allowed(address, s.webhook_allowed_cidrs):
+        raise SourceNotAllowed(
+            f"webhooks are accepted only from the networks in WEBHOOK_ALLOWED_CIDRS; this "
+            f"request came from {address or 'an unreadable address'}")
 
 
 @intake_blp.route("/<string:endpoint>", methods=["POST"])
 @intake_blp.doc(security=[], responses={204: {"description": "stored"}, 400: {}, 413: {},
+                                        403: {"description": "source not allowed"},
                                         498: {"description": "invalid signature"}})
 def receive(endpoint: str) -> Response:
     """Receive a signed batch of gateway events; store them all, apply nothing here."""
     secrets = _secrets(endpoint)
-    limit = _rt().settings.webhook_max_bytes
-    if (request.content_length or 0) > limit:
-        raise TooLarge(f"webhook bodies are limited to {limit} bytes")
-    body = request.get_data(cache=False)
-    if len(body) > limit:
-        raise TooLarge(f"webhook bodies are limited to {limit} bytes")
+    _check_source()
+    body = request.get_data(cache=False)  # at most WEBHOOK_MAX_BYTES (app.body_limits)
     if not verify(body, request.headers.get("Webhook-Signature"), secrets):
         raise InvalidSignature("missing or invalid Webhook-Signature")
     try:

@@ -19,6 +19,10 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:
     if not header:
         return False
     presented = header.strip().lower()
+    if not presented.isascii():
+        # A hex digest is ASCII; compare_digest refuses non-ASCII text with a TypeError, so
+        # such a header would otherwise be a 500 instead of the invalid-signature answer.
+        return False
     # Compare against every secret (no early exit), so timing says nothing about which matched.
     results = [hmac.compare_digest(sign(body, s), presented) for s in secrets if s]
     return any(results)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import redis
 import sqlalchemy.exc
 
+from app import idempotency
 from app.clients.errors import PartnerError
 from app.config import Settings
 from app.console.upkeep import upkeep
@@ -71,6 +72,7 @@ def tick(rt: Runtime, leadership: Leadership | None = None) -> int:
     dispatched += _step("dispatch_webhooks", lambda: dispatch_webhooks(rt))
     if _every("prune", PRUNE_EVERY):
         _step("prune", lambda: service.prune_archive(rt.db, rt.settings.archive_retention))
+        _step("prune_idempotency_keys", lambda: idempotency.prune(rt.db))
     if _every("catchup", rt.settings.catchup_interval):
         _step("catchup", lambda: catch_up(rt))
     if _every("console", rt.settings.alert_interval):

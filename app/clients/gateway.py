@@ -26,6 +26,7 @@ from app.clients.errors import (
     TransientError,
     retry_after_seconds,
 )
+from app.deadline import DeadlineExceeded, call_timeouts
 from app.redaction import redact, redact_value
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,15 @@ class GatewayClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         if self.limiter is not None:
             self.limiter.acquire()
+        timeout = call_timeouts(*self.timeout, what=f"the gateway ({method} {path})")
         try:
             response = self.session.request(method, self.base_url + path, json=json,
-                                            params=params, headers=headers,
-                                            timeout=self.timeout)
+                                            params=params, headers=headers, timeout=timeout)
         except requests.Timeout as exc:
             self._count("timeout")
+            if timeout != self.timeout:  # cut by the request's deadline
+                raise DeadlineExceeded(f"the gateway did not answer {method} {path} within "
+                                       "the request's deadline") from exc
             raise TransientError(f"gateway timed out on {method} {path}") from exc
         except requests.ConnectionError as exc:
             self._count("unreachable")

@@ -38,6 +38,7 @@ from app.clients.errors import (
     TransientError,
     retry_after_seconds,
 )
+from app.deadline import DeadlineExceeded, call_timeouts
 from app.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,17 @@ class _TimeoutSession(requests.Session):
         self.last_usage: tuple[int, int] | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", self._timeout)
-        response = super().request(*args, **kwargs)
+        # Under a web request's deadline both timeouts are cut to fit in it (app.deadline).
+        configured = (self._timeout, self._timeout)
+        timeout = call_timeouts(*configured, "Salesforce")
+        kwargs.setdefault("timeout", timeout)
+        try:
+            response = super().request(*args, **kwargs)
+        except requests.Timeout as exc:
+            if timeout != configured:
+                raise DeadlineExceeded("Salesforce did not answer within the request's "
+                                       "deadline") from exc
+            raise
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
         if usage:
             self.last_usage = (int(usage.group(1)), int(usage.group(2)))
@@ -208,6 +218,9 @@ class SalesforceClient:
             try:
                 self.calls += 1
                 answer = fn(sf)
+            except DeadlineExceeded:  # raised by the session, before simple-salesforce saw it
+                self._observe("deadline")
+                raise
             except SalesforceExpiredSession:
                 self._observe("expired_session")
                 if attempt == 2:

@@ -76,7 +76,7 @@ class Stack:
         return self.http.request(method, self.gw + path, headers=headers, timeout=30, **kw)
 
     def api(self, method: str, path: str, **kw: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        headers = {"Authorization": f"Bearer {self.admin_key}", **kw.pop("headers", {})}
         return self.http.request(method, self.web + path, headers=headers, timeout=30, **kw)
 
     def proc(self, name: str) -> Proc:

@@ -8,6 +8,7 @@ database, Redis (RQ job payloads included), the CRM, or any log file.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Any
 
@@ -24,7 +25,9 @@ HAPPY = ("871427", "46238510")
 LEAK_ACCOUNTS = [("134020", "63849203"), ("772798", "99345694"), ("086090", "06774744")]
 DOWN = ("827101", "28748352")
 INVALID = ("203099", "66831036")  # fails the double alternate check
-USED = [HAPPY, *LEAK_ACCOUNTS, DOWN, INVALID]
+TOGETHER = ("938611", "07806039")
+REPLACED, REPLACEMENT = ("938600", "42368003"), ("938063", "55065200")
+USED = [HAPPY, *LEAK_ACCOUNTS, DOWN, INVALID, TOGETHER, REPLACED, REPLACEMENT]
 IBAN = "GB82 WEST 1234 5698 7654 32"  # the standard example IBAN, offered under other names
 
 
@@ -46,10 +49,11 @@ def record(stack: Stack, sobject: str, record_id: str) -> dict[str, Any]:
 
 
 def register(stack: Stack, customer_id: str, sort_code: str, account: str,
-             **extra: Any) -> Any:
+             key: str | None = None, **extra: Any) -> Any:
     return stack.api("POST", "/api/v1/bank-accounts", json={
         "customer_id": customer_id, "account_holder_name": "Ada Payer",
-        "sort_code": sort_code, "account_number": account, **extra})
+        "sort_code": sort_code, "account_number": account, **extra},
+        headers={"Idempotency-Key": key} if key else {})
 
 
 def gateway_bank_accounts(stack: Stack) -> list[dict[str, Any]]:
@@ -120,6 +124,62 @@ def test_gateway_down_answers_503_and_nothing_is_stored(fresh: Stack) -> None:
     assert again.status_code == 201, again.text
 
 
+def test_simultaneous_retries_through_gunicorn_make_one_account(fresh: Stack) -> None:
+    """A client that fires its retry before the first answer came: both web workers get one
+    request each with the same Idempotency-Key."""
+    stack = fresh
+    contact_id, _ = new_contact(stack, "Together")
+    stack.http.post(f"{stack.gw}/sim/faults", json={"latency_ms": 800},
+                    timeout=10).raise_for_status()
+    start = threading.Barrier(4)
+    answers: list[Any] = []
+
+    def send() -> None:
+        start.wait()
+        answers.append(register(stack, contact_id, *TOGETHER, key="e2e-together"))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stack.http.delete(f"{stack.gw}/sim/faults", timeout=10).raise_for_status()
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [
+        a.text for a in answers]
+    done = next(a for a in answers if a.status_code == 201).json()
+    replay = register(stack, contact_id, *TOGETHER, key="e2e-together")
+    assert replay.status_code == 201 and replay.json() == done
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(gateway_bank_accounts(stack)) == 1
+    crm = stack.sf_call("GET", "/sim/records/Bank_Account__c").json()["records"]
+    assert [r["Id"] for r in crm] == [done["record_id"]]
+
+
+def test_new_details_disable_the_replaced_account(fresh: Stack) -> None:
+    stack = fresh
+    contact_id, _ = new_contact(stack, "Replaced")
+    first = register(stack, contact_id, *REPLACED)
+    assert first.status_code == 201, first.text
+    record_id, old = first.json()["record_id"], first.json()["gateway_id"]
+    wait_until(lambda: record(stack, "Bank_Account__c", record_id).get("Gateway_Id__c") == old,
+               60, "the first write-back", stack)
+    second = register(stack, contact_id, *REPLACEMENT, record_id=record_id)
+    assert second.status_code == 201, second.text
+    new = second.json()["gateway_id"]
+
+    def disabled() -> bool:
+        return stack.http.get(f"{stack.gw}/sim/resources/customer_bank_accounts/{old}",
+                              timeout=10).json()["customer_bank_account"]["enabled"] is False
+
+    wait_until(disabled, 60, "the replaced account to be disabled", stack)
+    wait_until(lambda: queue_empty(stack), 60, "the queue to drain", stack)
+    bank = record(stack, "Bank_Account__c", record_id)
+    assert bank["Gateway_Id__c"] == new and bank["Status__c"] == "Active"
+    causes = [e["cause"] for e in stack.api(
+        "GET", f"/api/v1/records/BankAccount/{record_id}/history").json()["history"]]
+    assert f"replaced customer_bank_accounts {old} disabled at the gateway" in causes
+
+
 # --- the leak test ----------------------------------------------------------------------------
 
 def test_no_account_number_is_kept_anywhere(fresh: Stack) -> None:
@@ -136,8 +196,8 @@ def test_no_account_number_is_kept_anywhere(fresh: Stack) -> None:
             zip(contacts, LEAK_ACCOUNTS, strict=True)):
         resp = register(stack, customer_gw if n % 2 else contact_id,
                         f"{sort_code[:2]} {sort_code[2:4]} {sort_code[4:]}",
-                        f"{account[:4]} {account[4:]}", **({"record_id": flow_record}
-                                                          if n == 0 else {}))
+                        f"{account[:4]} {account[4:]}", key=f"leak-{n}",
+                        **({"record_id": flow_record} if n == 0 else {}))
         assert resp.status_code == 201, resp.text
         record_id = resp.json()["record_id"]
         bank_records.append(record_id)
@@ -150,7 +210,7 @@ def test_no_account_number_is_kept_anywhere(fresh: Stack) -> None:
     assert invalid.status_code == 422, invalid.text
     stack.http.post(f"{stack.gw}/sim/faults", json={"fail_next": [
         {"status": 503, "count": 1, "path_prefix": "/customer_bank_accounts"}]}, timeout=10)
-    down = register(stack, contacts[0][0], *DOWN)
+    down = register(stack, contacts[0][0], *DOWN, key="leak-down")
     assert down.status_code == 503, down.text
     # Raw details through the API Queue are refused while the setting is off.
     queued = stack.api("POST", "/api/v1/queue", json={"changes": [{

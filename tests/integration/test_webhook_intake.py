@@ -124,6 +124,18 @@ def test_malformed_batches_are_400_naming_the_problem(client: FlaskClient, rt: R
     assert stored(rt) == []
 
 
+@pytest.mark.parametrize("header", ["é" * 64, "sha256=" + "\u00ff" * 57, "\x80", "ü"])
+def test_a_non_ascii_signature_is_498_not_500(client: FlaskClient, rt: Runtime,
+                                                header: str) -> None:
+    # Header values arrive decoded as latin-1; a digest comparison of non-ASCII text raises.
+    body = json.dumps({"events": [event(1)]}).encode()
+    resp = post(client, body, secret=None, **{"Webhook-Signature": header})
+    assert resp.status_code == 498, resp.get_json()
+    assert resp.get_json()["error"]["code"] == "invalid_signature"
+    assert verify(body, header, [SECRET]) is False
+    assert stored(rt) == []
+
+
 def test_oversized_body_is_413(client: FlaskClient, rt: Runtime) -> None:
     body = json.dumps({"events": [event(1, details={"pad": "x" * (3 * 1024 * 1024)})]}).encode()
     assert post(client, body).status_code == 413
