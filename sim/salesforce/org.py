@@ -16,6 +16,7 @@ from sim.salesforce.auth import Auth, User
 from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
 from sim.salesforce.faults import Faults, Stats
+from sim.salesforce.modstamp import late_stamp
 from sim.salesforce.schema import IdFactory, Schema
 from sim.salesforce.store import Change, Plan, RecordStore
 from sim.salesforce.trigger import TriggerDispatcher, TriggerSettings
@@ -134,11 +135,12 @@ class Org:
                         result.error = _rolled_back()
                 return results
             changes: list[Change] = []
+            stamp = late_stamp(self.store)
             for plan, result in zip(plans, results, strict=True):
                 if plan is None:
                     continue
                 try:
-                    changes.append(self.store.apply(plan, user.id))
+                    changes.append(self.store.apply(plan, user.id, stamp))
                 except SfError as exc:
                     result.error = exc
                 else:
