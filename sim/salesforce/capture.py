@@ -34,3 +34,24 @@ def set_late_visible() -> Response:
     with org.lock:
         org.store.late_visible_seconds = float(seconds)
     return json_response({"late_visible_seconds": float(seconds)})
+
+
+@bp.post("/outbound")
+def set_outbound() -> Response:
+    """Send Outbound Messages for regular users' creates and updates to ``url``."""
+    body = json_object()
+    org = current_org()
+    with org.lock:
+        org.outbound.url = body.get("url") or None
+        org.outbound.fields = dict(body.get("fields") or {})
+    return json_response({"url": org.outbound.url, "org_id": org.auth.org_id})
+
+
+@bp.get("/outbound")
+def get_outbound() -> Response:
+    org = current_org()
+    with org.lock:
+        done = [{"ids": m.ids, "attempts": m.attempts, "acked": m.acked}
+                for m in org.outbound.sent]
+        pending = len(org.outbound._pending)
+    return json_response({"org_id": org.auth.org_id, "sent": done, "pending": pending})

@@ -17,6 +17,7 @@ from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
 from sim.salesforce.faults import Faults, Stats
 from sim.salesforce.modstamp import late_stamp
+from sim.salesforce.outbound import OutboundSender
 from sim.salesforce.schema import IdFactory, Schema
 from sim.salesforce.store import Change, Plan, RecordStore
 from sim.salesforce.trigger import TriggerDispatcher, TriggerSettings
@@ -64,6 +65,7 @@ class Org:
         self.auth = Auth(config, self.ids)
         self.faults = Faults(default_daily_limit=config.daily_limit)
         self.stats = Stats()
+        self.outbound = OutboundSender(self.auth.org_id, self.ids.new("04k")[:15] + "AAA")
         self.trigger = TriggerDispatcher(
             TriggerSettings(
                 url=config.trigger_url,
@@ -147,6 +149,11 @@ class Org:
                     result.id = plan.record_id
             if not user.integration:
                 self.trigger.submit([c.as_json() for c in changes if c.logical])
+                mine = [c for c in changes if c.logical]
+                self.outbound.submit(
+                    [{"sobject": self.store.find(c.record_id).sobject.name,  # type: ignore[union-attr]
+                      "operation": c.operation, "fields": {"Id": c.record_id, **c.fields}}
+                     for c in mine], [self.ids.new("04l")[:15] + "AAA" for _ in mine])
             return results
 
     def write_one(self, request: WriteRequest, user: User, *, with_faults: bool = True) -> str:
