@@ -234,6 +234,20 @@ class Settings:
         "env": "SALESFORCE_API_WINDOW", "parse": _seconds})
     salesforce_api_burst: float = field(default=0.05, metadata={
         "env": "SALESFORCE_API_BURST", "parse": float})
+    # How CRM changes reach the API Queue: "push" (a trigger, Flow or the emulator calls
+    # POST /api/v1/queue or /salesforce/outbound) or "poll" (the clock asks Salesforce for
+    # records changed since a watermark: no code in the org).
+    change_capture: str = field(default="push", metadata={
+        "env": "CHANGE_CAPTURE", "parse": _choice("push", "poll")})
+    # Idle polling costs one call per mapped object per interval.
+    capture_poll_interval: float = field(default=60.0, metadata={
+        "env": "CAPTURE_POLL_INTERVAL", "parse": _seconds})
+    # How far before its watermark a poll starts again: Salesforce stamps SystemModstamp
+    # when a transaction runs, but its records become visible only at commit.
+    capture_overlap: float = field(default=300.0, metadata={
+        "env": "CAPTURE_OVERLAP", "parse": _seconds})
+    # The 18-character organization id Outbound Messages must carry (empty: refuse them all).
+    salesforce_org_id: str = field(default="", metadata={"env": "SALESFORCE_ORG_ID"})
     # Gateway status -> CRM picklist label overrides, "confirmed=Collected,paid_out=Paid".
     status_labels: Mapping[str, str] = field(default_factory=dict, metadata={
         "env": "STATUS_LABELS", "parse": lambda t: dict(

@@ -9,11 +9,13 @@ from app.records.models import RecordLink, StatusHistory
 from app.records.refs import RecordRef
 from app.users import User
 from app.workrows.leases import LeaseCounter
+from queues.capture_models import CaptureSnapshot, CaptureWatermark, OutboundNotification
 from queues.models import ArchivedItem, QueueItem
 from webhooks.models import CatchupState, WebhookEvent
 
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "CatchupState", "IdempotencyKey", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
+           "CaptureSnapshot", "CaptureWatermark", "CatchupState", "IdempotencyKey",
+           "LeaseCounter", "OutboundNotification", "QueueItem", "RecordLink", "RecordRef",
            "StatusHistory", "User", "WebhookEvent", "metadata"]

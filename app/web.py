@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from app.records.routes import blp as records_blp
     from bankaccounts.routes import blp as bank_accounts_blp
+    from queues.outbound_routes import blp as outbound_blp
     from queues.routes import blp as queue_blp
     from webhooks.routes import admin_blp as webhook_events_blp
     from webhooks.routes import intake_blp as webhooks_blp
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(bank_accounts_blp)
     api.register_blueprint(webhooks_blp)
     api.register_blueprint(webhook_events_blp)
+    api.register_blueprint(outbound_blp)
     init_console(app, api)
     cache_metrics(app, settings)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

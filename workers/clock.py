@@ -23,6 +23,7 @@ from app.console.upkeep import upkeep
 from app.logs import configure_logging
 from app.runtime import Runtime
 from queues import service
+from queues.polling import poll_changes
 from webhooks.catchup import catch_up
 from workers.context import set_runtime
 from workers.dispatcher import dispatch_api, dispatch_webhooks
@@ -33,7 +34,7 @@ HEARTBEAT_KEY = "paybridge:clock:heartbeat"
 
 
 PRUNE_EVERY = 3600.0
-_last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0}
+_last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0, "capture": 0.0}
 
 
 def _every(name: str, seconds: float) -> bool:
@@ -75,6 +76,10 @@ def tick(rt: Runtime, leadership: Leadership | None = None) -> int:
         _step("prune_idempotency_keys", lambda: idempotency.prune(rt.db))
     if _every("catchup", rt.settings.catchup_interval):
         _step("catchup", lambda: catch_up(rt))
+    # Light: one query per polled object per interval when nothing changed.
+    if rt.settings.change_capture == "poll" and _every("capture",
+                                                       rt.settings.capture_poll_interval):
+        _step("capture", lambda: poll_changes(rt))
     if _every("console", rt.settings.alert_interval):
         _step("console", lambda: upkeep(rt))
     with contextlib.suppress(redis.RedisError):

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
@@ -201,6 +202,7 @@ class SalesforceClient:
         except (ValueError, KeyError, TypeError):
             raise TransientError("Salesforce login answered HTTP 200 without a token",
                                  status=200) from None
+        self.identity_url = str(token.get("id") or "")  # .../id/<org id>/<user id>
         return Salesforce(instance_url=instance_url, session_id=access_token,
                           session=self.session, version=self.version)
 
@@ -300,6 +302,34 @@ class SalesforceClient:
             response.raise_for_status()
             return response.json()
         return [str(v.get("version")) for v in self._call(fetch)]
+
+    # What polling change capture asks (queues/polling.py).
+    def integration_user_id(self) -> str:
+        """The id of the user Paybridge logs in as, from the token answer's identity URL
+        (``https://login.salesforce.com/id/<org id>/<user id>``): its changes are our own
+        write-backs, which polling must never send round again."""
+        self._client()
+        return getattr(self, "identity_url", "").rstrip("/").rsplit("/", 1)[-1]
+
+    def changed_since(self, sobject: str, fields: Sequence[str],
+                      since: datetime) -> list[dict[str, Any]]:
+        """Every record of ``sobject`` with ``SystemModstamp >= since``, deleted ones included
+        (``queryAll``), oldest first: one call when idle, one more per ``nextRecordsUrl``."""
+        if not all(c.isalnum() or c == "_" for c in sobject + "".join(fields)):
+            raise ValueError("object and field names are API names")
+        # SOQL dateTime literal, UTC (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/
+        # soql_sosl/sforce_api_calls_soql_select_dateformats.htm).
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soql = (f"SELECT {', '.join(fields)} FROM {sobject} "  # noqa: S608
+                f"WHERE SystemModstamp >= {stamp} ORDER BY SystemModstamp ASC")
+        page = self._call(lambda sf: sf.query(soql, include_deleted=True))
+        records = list(page.get("records") or [])
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            url = str(page["nextRecordsUrl"])
+            page = self._call(lambda sf, u=url: sf.query_more(u, identifier_is_url=True,
+                                                               include_deleted=True))
+            records.extend(page.get("records") or [])
+        return records
 
 
 def _result(item: dict[str, Any]) -> CrmWriteResult:

@@ -71,6 +71,10 @@ STANDARD_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("CreatedDate", "datetime", read_only=True),
     FieldSpec("LastModifiedDate", "datetime", read_only=True),
     FieldSpec("SystemModstamp", "datetime", read_only=True),
+    # Who made and last changed the record: change capture tells its own writes apart by
+    # LastModifiedById (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm).
+    FieldSpec("CreatedById", "reference", read_only=True, reference_to="User"),
+    FieldSpec("LastModifiedById", "reference", read_only=True, reference_to="User"),
 )
 
 # Platform objects that records point at but that the org does not serve as sObjects.

@@ -16,6 +16,8 @@ from sim.salesforce.auth import Auth, User
 from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
 from sim.salesforce.faults import Faults, Stats
+from sim.salesforce.modstamp import late_stamp
+from sim.salesforce.outbound import OutboundSender
 from sim.salesforce.schema import IdFactory, Schema
 from sim.salesforce.store import Change, Plan, RecordStore
 from sim.salesforce.trigger import TriggerDispatcher, TriggerSettings
@@ -63,6 +65,7 @@ class Org:
         self.auth = Auth(config, self.ids)
         self.faults = Faults(default_daily_limit=config.daily_limit)
         self.stats = Stats()
+        self.outbound = OutboundSender(self.auth.org_id, self.ids.new("04k")[:15] + "AAA")
         self.trigger = TriggerDispatcher(
             TriggerSettings(
                 url=config.trigger_url,
@@ -134,17 +137,23 @@ class Org:
                         result.error = _rolled_back()
                 return results
             changes: list[Change] = []
+            stamp = late_stamp(self.store)
             for plan, result in zip(plans, results, strict=True):
                 if plan is None:
                     continue
                 try:
-                    changes.append(self.store.apply(plan, user.id))
+                    changes.append(self.store.apply(plan, user.id, stamp))
                 except SfError as exc:
                     result.error = exc
                 else:
                     result.id = plan.record_id
             if not user.integration:
                 self.trigger.submit([c.as_json() for c in changes if c.logical])
+                mine = [c for c in changes if c.logical]
+                self.outbound.submit(
+                    [{"sobject": self.store.find(c.record_id).sobject.name,  # type: ignore[union-attr]
+                      "operation": c.operation, "fields": {"Id": c.record_id, **c.fields}}
+                     for c in mine], [self.ids.new("04l")[:15] + "AAA" for _ in mine])
             return results
 
     def write_one(self, request: WriteRequest, user: User, *, with_faults: bool = True) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sim.salesforce.errors import malformed_query
@@ -104,6 +105,17 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+def _instant(text: str) -> datetime | None:
+    """A datetime literal or stored datetime as an instant: SOQL compares datetimes by time,
+    whatever their written form (2024-05-01T09:30:00Z = 2024-05-01T09:30:00.000+0000)."""
+    if not _STAMP.match(text):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _comparable(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -122,6 +134,10 @@ def compare(actual: Any, op: str, literal: Any) -> bool:
             except ValueError:
                 return op in ("!=", "<>")
         left, right = _comparable(actual), _comparable(literal)
+        if isinstance(actual, str) and isinstance(literal, str):
+            instants = _instant(actual), _instant(literal)
+            if instants[0] is not None and instants[1] is not None:
+                left, right = instants
         try:
             if op == "<":
                 return bool(left < right)

@@ -81,6 +81,8 @@ class RecordStore:
         self.schema = schema
         self.ids = ids
         self._records: dict[str, Record] = {}
+        # Seconds to backdate the next transaction's SystemModstamp (see sim.salesforce.capture).
+        self.late_visible_seconds = 0.0
 
     def clear(self) -> None:
         self._records.clear()
@@ -164,7 +166,7 @@ class RecordStore:
 
     # -- applying ------------------------------------------------------------------------------
 
-    def apply(self, plan: Plan, user_id: str) -> Change:
+    def apply(self, plan: Plan, user_id: str, stamp: str | None = None) -> Change:
         now = sf_now()
         sobject = plan.sobject
         if plan.operation == "insert":
@@ -174,6 +176,7 @@ class RecordStore:
                 OwnerId=user_id,
                 IsDeleted=False,
                 CreatedDate=now,
+                CreatedById=user_id,
             )
             values.update(plan.values)
             previous = None
@@ -190,7 +193,10 @@ class RecordStore:
             else:
                 record.values["IsDeleted"] = True
         record.values["LastModifiedDate"] = now
-        record.values["SystemModstamp"] = now
+        record.values["LastModifiedById"] = user_id
+        # SystemModstamp is taken when the transaction starts, so a slow one becomes visible
+        # later than its stamp says: ``stamp`` models that (the late-visible switch).
+        record.values["SystemModstamp"] = stamp or now
         if sobject.name == "Contact":
             parts = [record.values.get("FirstName"), record.values.get("LastName")]
             record.values["Name"] = " ".join(str(p) for p in parts if p) or None
