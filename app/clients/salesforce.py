@@ -42,7 +42,12 @@ from app.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-COLLECTION_LIMIT = 200  # records per sObject Collections call
+# sObject Collections: at most 200 records per call, processed in "chunks" (a new one each
+# time the sObject type changes), at most 10 chunks per call. Salesforce REST API Developer
+# Guide, "Update Records Using sObject Collections":
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm
+COLLECTION_LIMIT = 200
+COLLECTION_CHUNKS = 10
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
@@ -241,16 +246,25 @@ class SalesforceClient:
         return self.session.last_usage
 
     def update_many(self, writes: Sequence[CrmWrite]) -> list[CrmWriteResult]:
-        """sObject Collections PATCH, 200 records per call, one result per write, in order."""
-        results: list[CrmWriteResult] = []
-        for start in range(0, len(writes), COLLECTION_LIMIT):
-            chunk = writes[start:start + COLLECTION_LIMIT]
-            records = [{"attributes": {"type": w.sobject}, "id": w.record_id, **w.fields}
-                       for w in chunk]
+        """sObject Collections PATCH, one result per write, in the order of ``writes``.
+
+        The records are sent grouped by sObject type, 200 per call and at most
+        ``COLLECTION_CHUNKS`` type runs per call: callers pass rows in id order, and a batch
+        that switches type on every record would be refused whole. Salesforce answers in the
+        order it was sent, so each answer is put back at its write's place.
+        """
+        results: list[CrmWriteResult | None] = [None] * len(writes)
+        for call in _collection_calls(writes):
+            records = [{"attributes": {"type": writes[i].sobject}, "id": writes[i].record_id,
+                        **writes[i].fields} for i in call]
             answer = self._call(lambda sf, r=records: sf.restful(
                 "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": r}))
-            results.extend(_result(item) for item in answer)
-        return results
+            if len(answer) != len(call):
+                raise TransientError(f"Salesforce answered {len(answer)} results for "
+                                     f"{len(call)} records")
+            for index, item in zip(call, answer, strict=True):
+                results[index] = _result(item)
+        return [r for r in results if r is not None]
 
     def create(self, sobject: str, fields: dict[str, Any]) -> str:
         answer = self._call(lambda sf: getattr(sf, sobject).create(fields))
@@ -268,6 +282,29 @@ class SalesforceClient:
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         return dict(self._call(lambda sf: getattr(sf, sobject).get(record_id)))
+
+
+def _collection_calls(writes: Sequence[CrmWrite]) -> list[list[int]]:
+    """Indexes of ``writes`` per Collections call: grouped by sObject type (types in the
+    order they first appear, writes of one type in their own order), a new call at 200
+    records or before an 11th type run."""
+    first_seen: dict[str, int] = {}
+    for w in writes:
+        first_seen.setdefault(w.sobject, len(first_seen))
+    order = sorted(range(len(writes)), key=lambda i: (first_seen[writes[i].sobject], i))
+    calls: list[list[int]] = []
+    runs, previous = 0, None
+    for index in order:
+        kind = writes[index].sobject
+        new_run = kind != previous
+        if not calls or len(calls[-1]) >= COLLECTION_LIMIT or (
+                new_run and runs >= COLLECTION_CHUNKS):
+            calls.append([])
+            runs, new_run = 0, True
+        runs += new_run
+        calls[-1].append(index)
+        previous = kind
+    return calls
 
 
 def _result(item: dict[str, Any]) -> CrmWriteResult:

@@ -1,0 +1,99 @@
+"""Paybridge's Salesforce client against the org emulator, over TLS: what it sends must be
+what real Salesforce accepts, and what Salesforce answers must reach the queues classified.
+
+The emulator follows Salesforce's documentation (see ``sim/salesforce``), not this client;
+``test_simple_salesforce_contract.py`` holds the same emulator to simple-salesforce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import certifi
+import pytest
+import requests
+
+from app.clients.salesforce import CrmWrite, SalesforceClient
+from sim.salesforce import SimConfig, start_in_thread
+
+CLIENT_ID, SECRET = "paybridge", "paybridge-dev-secret"
+SYSTEM_BUNDLE = (
+    "/etc/ssl/certs/ca-certificates.crt"
+    if Path("/etc/ssl/certs/ca-certificates.crt").exists()
+    else certifi.where()
+)
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[tuple[str, str]]:
+    base_url, ca_path, stop = start_in_thread(SimConfig(port=0))
+    yield base_url, str(ca_path)
+    stop()
+
+
+@pytest.fixture(autouse=True)
+def ca_bundle_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on this machine: the environment points requests at a bundle without the org's CA.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_BUNDLE)
+    monkeypatch.setenv("CURL_CA_BUNDLE", SYSTEM_BUNDLE)
+
+
+@pytest.fixture
+def control(org: tuple[str, str]) -> Iterator[Any]:
+    """Calls to the emulator's control API (records as a CRM user makes them), org reset."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = org[1]
+    session.post(f"{org[0]}/sim/reset", timeout=10).raise_for_status()
+
+    def call(method: str, path: str, **kwargs: Any) -> Any:
+        response = session.request(method, f"{org[0]}{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    yield call
+    session.close()
+
+
+@pytest.fixture
+def crm(org: tuple[str, str]) -> SalesforceClient:
+    return SalesforceClient(org[0], CLIENT_ID, SECRET, ca_bundle=org[1], timeout=10)
+
+
+def test_a_mixed_batch_is_sent_grouped_by_type_and_answered_in_its_own_order(
+        crm: SalesforceClient, control: Any) -> None:
+    """Rows come in id order, so one batch can switch types on every record: more than the
+    ten chunks Salesforce processes per sObject Collections request."""
+    contacts = control("POST", "/sim/records/Contact/bulk", json={
+        "records": [{"LastName": f"C{n}"} for n in range(8)]})["ids"]
+    mandates = control("POST", "/sim/records/Mandate__c/bulk", json={
+        "records": [{"Reference__c": f"M{n}"} for n in range(8)]})["ids"]
+    writes = []
+    for n in range(8):  # Contact, Mandate__c, Contact, ...: 16 runs of one type
+        writes.append(CrmWrite("Contact", contacts[n], {"Gateway_Id__c": f"CU{n}"}))
+        writes.append(CrmWrite("Mandate__c", mandates[n], {"Gateway_Id__c": f"MD{n}"}))
+    results = crm.update_many(writes)
+    assert [r.ok for r in results] == [True] * 16, [r.message for r in results]
+    assert [r.record_id for r in results] == [w.record_id for w in writes]
+    assert crm.calls == 1  # still one API call
+    for write in writes:
+        stored = control("GET", f"/sim/records/{write.sobject}/{write.record_id}")
+        assert stored["Gateway_Id__c"] == write.fields["Gateway_Id__c"]
+
+
+def test_a_failed_record_of_a_grouped_batch_is_matched_to_its_own_write(
+        crm: SalesforceClient, control: Any) -> None:
+    contact = control("POST", "/sim/records/Contact", json={"LastName": "Kept"})["id"]
+    gone = control("POST", "/sim/records/Mandate__c", json={"Reference__c": "Gone"})["id"]
+    control("DELETE", f"/sim/records/Mandate__c/{gone}")
+    other = control("POST", "/sim/records/Contact", json={"LastName": "Other"})["id"]
+    results = crm.update_many([
+        CrmWrite("Contact", contact, {"Gateway_Id__c": "CU1"}),
+        CrmWrite("Mandate__c", gone, {"Gateway_Id__c": "MD1"}),
+        CrmWrite("Contact", other, {"Gateway_Id__c": "CU2"}),
+    ])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].code == "ENTITY_IS_DELETED" and not results[1].transient
+    assert results[1].message == "ENTITY_IS_DELETED: entity is deleted"
