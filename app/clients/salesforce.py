@@ -107,6 +107,16 @@ def _errors_of(exc: SalesforceError) -> list[dict[str, Any]]:
     return []
 
 
+def _code(error: dict[str, Any]) -> str:
+    # A call that fails whole says "errorCode"; a record of sObject Collections "statusCode".
+    return str(error.get("errorCode") or error.get("statusCode") or "UNKNOWN")
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    """Salesforce's own words for its errors: ``CODE: message`` each, redacted."""
+    return redact("; ".join(f"{_code(e)}: {e.get('message')}" for e in errors))
+
+
 def classify(exc: Exception) -> Exception:
     """Turn a simple-salesforce / requests exception into our error classes."""
     if isinstance(exc, requests.Timeout | requests.ConnectionError):
@@ -114,9 +124,8 @@ def classify(exc: Exception) -> Exception:
     if not isinstance(exc, SalesforceError):
         return exc
     errors = _errors_of(exc)
-    codes = {str(e.get("errorCode") or e.get("statusCode")) for e in errors}
-    message = redact("; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors)
-                     or f"HTTP {exc.status}")
+    codes = {_code(e) for e in errors}
+    message = _describe(errors) or f"HTTP {exc.status}"
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         return PausedError(f"Salesforce: {message}", status=exc.status)
     if codes & TRANSIENT_CODES or exc.status >= 500:
@@ -308,14 +317,16 @@ def _collection_calls(writes: Sequence[CrmWrite]) -> list[list[int]]:
 
 
 def _result(item: dict[str, Any]) -> CrmWriteResult:
+    """One record's answer. A refused record (required field, restricted picklist, value too
+    long, lookup...) is a data error that retrying cannot fix, unless every error is one of
+    the TRANSIENT_CODES (a row lock)."""
     if item.get("success"):
         return CrmWriteResult(ok=True, record_id=item.get("id"))
-    errors = item.get("errors") or [{}]
-    first = errors[0]
-    code = str(first.get("statusCode") or "UNKNOWN")
-    return CrmWriteResult(ok=False, record_id=item.get("id"), code=code,
-                          message=redact(f"{code}: {first.get('message')}"),
-                          transient=code in TRANSIENT_CODES)
+    errors = [e for e in item.get("errors") or [] if isinstance(e, dict)] or [{}]
+    codes = [_code(e) for e in errors]
+    return CrmWriteResult(ok=False, record_id=item.get("id"), code=codes[0],
+                          message=_describe(errors),
+                          transient=all(c in TRANSIENT_CODES for c in codes))
 
 
 def paused_for(pause: Any, error: PausedError, default: float) -> float:

@@ -8,44 +8,36 @@ The emulator follows Salesforce's documentation (see ``sim/salesforce``), not th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import certifi
 import pytest
-import requests
 
+from app.clients.errors import PermanentError
 from app.clients.salesforce import CrmWrite, SalesforceClient
-from sim.salesforce import SimConfig, start_in_thread
-
-CLIENT_ID, SECRET = "paybridge", "paybridge-dev-secret"
-SYSTEM_BUNDLE = (
-    "/etc/ssl/certs/ca-certificates.crt"
-    if Path("/etc/ssl/certs/ca-certificates.crt").exists()
-    else certifi.where()
+from tests.salesforce_org import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    distrust_environment,
+    running_org,
+    trusting_session,
 )
 
 
 @pytest.fixture(scope="module")
 def org() -> Iterator[tuple[str, str]]:
-    base_url, ca_path, stop = start_in_thread(SimConfig(port=0))
-    yield base_url, str(ca_path)
-    stop()
+    with running_org() as found:
+        yield found
 
 
 @pytest.fixture(autouse=True)
 def ca_bundle_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # As on this machine: the environment points requests at a bundle without the org's CA.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_BUNDLE)
-    monkeypatch.setenv("CURL_CA_BUNDLE", SYSTEM_BUNDLE)
+    distrust_environment(monkeypatch)
 
 
 @pytest.fixture
 def control(org: tuple[str, str]) -> Iterator[Any]:
     """Calls to the emulator's control API (records as a CRM user makes them), org reset."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = org[1]
+    session = trusting_session(org[1])
     session.post(f"{org[0]}/sim/reset", timeout=10).raise_for_status()
 
     def call(method: str, path: str, **kwargs: Any) -> Any:
@@ -59,7 +51,7 @@ def control(org: tuple[str, str]) -> Iterator[Any]:
 
 @pytest.fixture
 def crm(org: tuple[str, str]) -> SalesforceClient:
-    return SalesforceClient(org[0], CLIENT_ID, SECRET, ca_bundle=org[1], timeout=10)
+    return SalesforceClient(org[0], CLIENT_ID, CLIENT_SECRET, ca_bundle=org[1], timeout=10)
 
 
 def test_a_mixed_batch_is_sent_grouped_by_type_and_answered_in_its_own_order(
@@ -97,3 +89,25 @@ def test_a_failed_record_of_a_grouped_batch_is_matched_to_its_own_write(
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].code == "ENTITY_IS_DELETED" and not results[1].transient
     assert results[1].message == "ENTITY_IS_DELETED: entity is deleted"
+
+
+def test_a_record_the_org_refuses_is_a_permanent_error_in_salesforces_words(
+        crm: SalesforceClient, control: Any) -> None:
+    with pytest.raises(PermanentError) as refused:
+        crm.create("Contact", {"FirstName": "Ada"})
+    assert refused.value.message == (
+        "Salesforce: REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]")
+    assert refused.value.status == 400
+    payment = control("POST", "/sim/records/Payment__c", json={"Amount__c": 5})["id"]
+    (result,) = crm.update_many([CrmWrite("Payment__c", payment, {"Status__c": "Paid"})])
+    assert (result.ok, result.transient, result.code) == (
+        False, False, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+    assert result.message == ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: Status: bad value for "
+                              "restricted picklist field: Paid")
+
+
+def test_a_locked_row_stays_transient(crm: SalesforceClient, control: Any) -> None:
+    contact = control("POST", "/sim/records/Contact", json={"LastName": "Busy"})["id"]
+    control("POST", "/sim/faults", json={"unable_to_lock_row": 1})
+    (result,) = crm.update_many([CrmWrite("Contact", contact, {"Phone": "1"})])
+    assert (result.ok, result.transient, result.code) == (False, True, "UNABLE_TO_LOCK_ROW")
