@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import certifi
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 
 from sim.salesforce import SimConfig, start_in_thread
@@ -47,6 +49,31 @@ def trusting_session(ca_path: str) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.verify = ca_path
+    return session
+
+
+class _ToOrg(HTTPAdapter):
+    """Sends a request for a Salesforce host name to the emulator, keeping the name in the
+    Host header (the emulator tells My Domain from login.salesforce.com by it). TLS is
+    checked against the emulator's own certificate."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self._target = urlsplit(base)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(str(request.url))
+        request.headers["Host"] = parts.netloc
+        request.url = urlunsplit(parts._replace(scheme=self._target.scheme,
+                                                netloc=self._target.netloc))
+        return super().send(request, **kwargs)
+
+
+def route_hosts(session: requests.Session, base: str, *hosts: str) -> requests.Session:
+    """Make ``https://<host>`` reach the emulator at ``base`` for each host, as DNS would
+    reach the org (clients that build Salesforce URLs themselves can then be tested)."""
+    for host in hosts:
+        session.mount(f"https://{host}/", _ToOrg(base))
     return session
 
 

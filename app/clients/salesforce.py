@@ -1,6 +1,7 @@
 """CrmClient for Salesforce, through simple-salesforce.
 
-Login is OAuth 2.0 (client credentials) against SALESFORCE_LOGIN_URL; the token is handed to
+Login is OAuth 2.0 (client credentials) against SALESFORCE_LOGIN_URL, which must be the org's
+My Domain URL (Salesforce refuses the flow on login/test.salesforce.com); the token is handed to
 ``simple_salesforce.Salesforce(instance_url, session_id, session)``. TLS: requests lets the
 REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables override a session's ``verify``, so
 the session ignores the environment (``trust_env = False``) and trusts exactly the configured
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from simple_salesforce import Salesforce
@@ -54,6 +55,7 @@ TRANSIENT_CODES = frozenset(
 # OAuth token errors (RFC 6749 section 5.2, and Salesforce's own) that refuse our credentials,
 # grant or connected app: retrying cannot help. Any other answer from the token endpoint
 # (rate_limit_exceeded, server_error, temporarily_unavailable, no code at all) is transient.
+GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 REFUSALS = frozenset({
     "invalid_request", "invalid_client", "invalid_client_id", "invalid_client_credentials",
     "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
@@ -133,14 +135,16 @@ def classify(exc: Exception) -> Exception:
     return PermanentError(f"Salesforce: {message}", status=exc.status, details=errors)
 
 
-def login_error(response: requests.Response, secret: str) -> PartnerError:
+def login_error(response: requests.Response, secret: str,
+                login_url: str = "") -> PartnerError:
     """Classify a token endpoint answer other than 200.
 
     Permanent only for a genuine refusal of our credentials or grant: HTTP 400/401 with an
     OAuth ``error`` code in REFUSALS. An unavailable (5xx), throttled (429, or Salesforce's
     ``rate_limit_exceeded``) or otherwise unexpected answer (a proxy's page, a 404) is
-    transient, with the server's ``Retry-After`` when given. No message or detail carries
-    the client secret, even if the server echoed it.
+    transient, with the server's ``Retry-After`` when given. Either way the message carries
+    Salesforce's own ``error`` and ``error_description``, and never the client secret, even
+    if the server echoed it.
     """
     status = response.status_code
     try:
@@ -148,19 +152,33 @@ def login_error(response: requests.Response, secret: str) -> PartnerError:
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
-    code = str(body.get("error") or "")
+    code = _scrub(str(body.get("error") or ""), secret)
+    description = _scrub(str(body.get("error_description") or ""), secret)[:300]
     if status in (400, 401) and code in REFUSALS:
-        description = _scrub(str(body.get("error_description") or ""), secret)[:300]
         cause = f"{code}: {description}" if description else code
         return PermanentError(
-            f"Salesforce login refused (HTTP {status}, {cause}); check SALESFORCE_CLIENT_ID / "
-            "SALESFORCE_CLIENT_SECRET and the connected app's client-credentials user",
+            f"Salesforce login refused (HTTP {status}, {cause}); {_fix_for(login_url)}",
             status=status, details={"error": code, "error_description": description})
-    code = _scrub(code, secret)
-    shown = f", {code}" if code.isidentifier() and len(code) <= 64 else ""
+    shown = ""
+    if code.isidentifier() and len(code) <= 64:  # an OAuth error code, not a page's text
+        shown = f", {code}: {description}" if description else f", {code}"
     return TransientError(f"Salesforce login unavailable (HTTP {status}{shown})",
                           status=status,
                           retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+
+
+def _fix_for(login_url: str) -> str:
+    """What to check after a refusal. On Salesforce's generic login hosts the
+    client-credentials flow is not available at all: only the org's My Domain host takes
+    it (Salesforce Help 000886201, "Migrate from OAuth Username-Password to Client
+    Credentials Flow": https://help.salesforce.com/s/articleView?id=000886201&type=1)."""
+    if (urlsplit(login_url).hostname or "").lower() in GENERIC_LOGIN_HOSTS:
+        return ("SALESFORCE_LOGIN_URL must be the org's My Domain URL "
+                "(https://<mydomain>.my.salesforce.com, or "
+                "https://<mydomain>--<sandbox>.sandbox.my.salesforce.com): the client-credentials "
+                "flow is not available on login.salesforce.com or test.salesforce.com")
+    return ("check SALESFORCE_CLIENT_ID / SALESFORCE_CLIENT_SECRET and the connected app's "
+            "client-credentials user")
 
 
 def _scrub(text: str, secret: str) -> str:
@@ -198,7 +216,7 @@ class SalesforceClient:
         except requests.RequestException as exc:
             raise classify(exc) from exc
         if response.status_code != 200:
-            raise login_error(response, self._client_secret)
+            raise login_error(response, self._client_secret, self.login_url)
         try:
             token = response.json()
             instance_url, access_token = token["instance_url"], token["access_token"]

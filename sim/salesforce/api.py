@@ -139,8 +139,12 @@ def token() -> Response:
     org = current_org()
     with org.lock:
         org.stats.calls["oauth"] += 1
+        basic = request.authorization
+        client = (basic.username or "", basic.password or "") \
+            if basic is not None and basic.type == "basic" else None
         try:
-            user = org.auth.login(request.form)
+            user = org.auth.login(request.form, host=request.host.rsplit(":", 1)[0],
+                                  basic=client)
         except AuthError as exc:
             return json_response({"error": exc.error, "error_description": exc.description}, 400)
         return json_response(org.auth.issue(user, request.host_url.rstrip("/")))

@@ -18,6 +18,7 @@ from tests.salesforce_org import (
     CLIENT_ID,
     CLIENT_SECRET,
     distrust_environment,
+    route_hosts,
     running_org,
     trusting_session,
 )
@@ -111,3 +112,28 @@ def test_a_locked_row_stays_transient(crm: SalesforceClient, control: Any) -> No
     control("POST", "/sim/faults", json={"unable_to_lock_row": 1})
     (result,) = crm.update_many([CrmWrite("Contact", contact, {"Phone": "1"})])
     assert (result.ok, result.transient, result.code) == (False, True, "UNABLE_TO_LOCK_ROW")
+
+
+def on_host(org: tuple[str, str], host: str) -> SalesforceClient:
+    """Paybridge's client configured with ``https://<host>`` as SALESFORCE_LOGIN_URL."""
+    crm = SalesforceClient(f"https://{host}", CLIENT_ID, CLIENT_SECRET, ca_bundle=org[1],
+                           timeout=10)
+    route_hosts(crm.session, org[0], host)
+    return crm
+
+
+def test_the_login_works_on_the_orgs_my_domain(org: tuple[str, str], control: Any) -> None:
+    contact = control("POST", "/sim/records/Contact", json={"LastName": "Mine"})["id"]
+    crm = on_host(org, "acme.my.salesforce.com")
+    assert crm.get("Contact", contact)["LastName"] == "Mine"
+
+
+@pytest.mark.parametrize("host", ["login.salesforce.com", "test.salesforce.com"])
+def test_a_generic_login_host_is_refused_with_salesforces_reason_and_the_fix(
+        org: tuple[str, str], host: str) -> None:
+    with pytest.raises(PermanentError) as refused:
+        on_host(org, host).get("Contact", "003000000000001AAA")
+    message = refused.value.message
+    assert "invalid_grant: request not supported on this domain" in message
+    assert "SALESFORCE_LOGIN_URL must be the org's My Domain URL" in message
+    assert CLIENT_SECRET not in message
