@@ -111,6 +111,9 @@ class ObjectMap:
     delete_supported: bool = True
     has_status: bool = True
     defaults: Mapping[str, Any] = field(default_factory=dict)  # gateway field defaults
+    # CRM field -> gateway fields to fill it from, in order, when a record is made from a
+    # gateway resource whose mapped field is empty (the CRM requires the CRM field).
+    crm_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def crm_fields(self) -> frozenset[str]:
@@ -151,6 +154,9 @@ OBJECTS: dict[str, ObjectMap] = {
             writeback=dict(_COMMON_WRITEBACK),
             cancel_action=None,
             has_status=False,
+            # Salesforce requires Contact.LastName; a GoCardless customer that is a company
+            # may have only company_name (given and family name are then optional).
+            crm_fallbacks={"LastName": ("company_name",)},
         ),
         ObjectMap(
             name="BankAccount",

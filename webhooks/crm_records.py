@@ -40,7 +40,8 @@ def _path(resource: dict[str, Any], dotted: str) -> Any:
 
 def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
                    labels: dict[str, str]) -> dict[str, Any]:
-    """Plain (non-link, non-sensitive) fields back in CRM units, plus the write-back ones."""
+    """Plain (non-link, non-sensitive) fields back in CRM units, plus the write-back ones;
+    a field the CRM requires that stays empty is filled from the mapping's fallbacks."""
     fields: dict[str, Any] = {}
     for fm in obj.fields:
         if fm.link or fm.sensitive or not fm.to_crm:
@@ -49,6 +50,11 @@ def crm_fields_for(obj: ObjectMap, resource: dict[str, Any],
         if value is not None:
             inverse = INVERSE.get(fm.to_gateway) if fm.to_gateway else None
             fields[fm.crm] = inverse(value) if inverse else value
+    for crm, sources in obj.crm_fallbacks.items():
+        if fields.get(crm) in (None, ""):
+            found = next((v for v in (_path(resource, g) for g in sources) if v), None)
+            if found is not None:
+                fields[crm] = found
     fields.update(writeback_fields(obj, resource, labels))
     return fields
 

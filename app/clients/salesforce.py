@@ -1,6 +1,7 @@
 """CrmClient for Salesforce, through simple-salesforce.
 
-Login is OAuth 2.0 (client credentials) against SALESFORCE_LOGIN_URL; the token is handed to
+Login is OAuth 2.0 (client credentials) against SALESFORCE_LOGIN_URL, which must be the org's
+My Domain URL (Salesforce refuses the flow on login/test.salesforce.com); the token is handed to
 ``simple_salesforce.Salesforce(instance_url, session_id, session)``. TLS: requests lets the
 REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables override a session's ``verify``, so
 the session ignores the environment (``trust_env = False``) and trusts exactly the configured
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from simple_salesforce import Salesforce
@@ -44,13 +45,19 @@ from app.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-COLLECTION_LIMIT = 200  # records per sObject Collections call
+# sObject Collections: at most 200 records per call, processed in "chunks" (a new one each
+# time the sObject type changes), at most 10 chunks per call. Salesforce REST API Developer
+# Guide, "Update Records Using sObject Collections":
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm
+COLLECTION_LIMIT = 200
+COLLECTION_CHUNKS = 10
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
 # OAuth token errors (RFC 6749 section 5.2, and Salesforce's own) that refuse our credentials,
 # grant or connected app: retrying cannot help. Any other answer from the token endpoint
 # (rate_limit_exceeded, server_error, temporarily_unavailable, no code at all) is transient.
+GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 REFUSALS = frozenset({
     "invalid_request", "invalid_client", "invalid_client_id", "invalid_client_credentials",
     "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
@@ -113,6 +120,16 @@ def _errors_of(exc: SalesforceError) -> list[dict[str, Any]]:
     return []
 
 
+def _code(error: dict[str, Any]) -> str:
+    # A call that fails whole says "errorCode"; a record of sObject Collections "statusCode".
+    return str(error.get("errorCode") or error.get("statusCode") or "UNKNOWN")
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    """Salesforce's own words for its errors: ``CODE: message`` each, redacted."""
+    return redact("; ".join(f"{_code(e)}: {e.get('message')}" for e in errors))
+
+
 def classify(exc: Exception) -> Exception:
     """Turn a simple-salesforce / requests exception into our error classes."""
     if isinstance(exc, requests.Timeout | requests.ConnectionError):
@@ -120,9 +137,8 @@ def classify(exc: Exception) -> Exception:
     if not isinstance(exc, SalesforceError):
         return exc
     errors = _errors_of(exc)
-    codes = {str(e.get("errorCode") or e.get("statusCode")) for e in errors}
-    message = redact("; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors)
-                     or f"HTTP {exc.status}")
+    codes = {_code(e) for e in errors}
+    message = _describe(errors) or f"HTTP {exc.status}"
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         return PausedError(f"Salesforce: {message}", status=exc.status)
     if codes & TRANSIENT_CODES or exc.status >= 500:
@@ -130,14 +146,16 @@ def classify(exc: Exception) -> Exception:
     return PermanentError(f"Salesforce: {message}", status=exc.status, details=errors)
 
 
-def login_error(response: requests.Response, secret: str) -> PartnerError:
+def login_error(response: requests.Response, secret: str,
+                login_url: str = "") -> PartnerError:
     """Classify a token endpoint answer other than 200.
 
     Permanent only for a genuine refusal of our credentials or grant: HTTP 400/401 with an
     OAuth ``error`` code in REFUSALS. An unavailable (5xx), throttled (429, or Salesforce's
     ``rate_limit_exceeded``) or otherwise unexpected answer (a proxy's page, a 404) is
-    transient, with the server's ``Retry-After`` when given. No message or detail carries
-    the client secret, even if the server echoed it.
+    transient, with the server's ``Retry-After`` when given. Either way the message carries
+    Salesforce's own ``error`` and ``error_description``, and never the client secret, even
+    if the server echoed it.
     """
     status = response.status_code
     try:
@@ -145,19 +163,33 @@ def login_error(response: requests.Response, secret: str) -> PartnerError:
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
-    code = str(body.get("error") or "")
+    code = _scrub(str(body.get("error") or ""), secret)
+    description = _scrub(str(body.get("error_description") or ""), secret)[:300]
     if status in (400, 401) and code in REFUSALS:
-        description = _scrub(str(body.get("error_description") or ""), secret)[:300]
         cause = f"{code}: {description}" if description else code
         return PermanentError(
-            f"Salesforce login refused (HTTP {status}, {cause}); check SALESFORCE_CLIENT_ID / "
-            "SALESFORCE_CLIENT_SECRET and the connected app's client-credentials user",
+            f"Salesforce login refused (HTTP {status}, {cause}); {_fix_for(login_url)}",
             status=status, details={"error": code, "error_description": description})
-    code = _scrub(code, secret)
-    shown = f", {code}" if code.isidentifier() and len(code) <= 64 else ""
+    shown = ""
+    if code.isidentifier() and len(code) <= 64:  # an OAuth error code, not a page's text
+        shown = f", {code}: {description}" if description else f", {code}"
     return TransientError(f"Salesforce login unavailable (HTTP {status}{shown})",
                           status=status,
                           retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+
+
+def _fix_for(login_url: str) -> str:
+    """What to check after a refusal. On Salesforce's generic login hosts the
+    client-credentials flow is not available at all: only the org's My Domain host takes
+    it (Salesforce Help 000886201, "Migrate from OAuth Username-Password to Client
+    Credentials Flow": https://help.salesforce.com/s/articleView?id=000886201&type=1)."""
+    if (urlsplit(login_url).hostname or "").lower() in GENERIC_LOGIN_HOSTS:
+        return ("SALESFORCE_LOGIN_URL must be the org's My Domain URL "
+                "(https://<mydomain>.my.salesforce.com, or "
+                "https://<mydomain>--<sandbox>.sandbox.my.salesforce.com): the client-credentials "
+                "flow is not available on login.salesforce.com or test.salesforce.com")
+    return ("check SALESFORCE_CLIENT_ID / SALESFORCE_CLIENT_SECRET and the connected app's "
+            "client-credentials user")
 
 
 def _scrub(text: str, secret: str) -> str:
@@ -195,7 +227,7 @@ class SalesforceClient:
         except requests.RequestException as exc:
             raise classify(exc) from exc
         if response.status_code != 200:
-            raise login_error(response, self._client_secret)
+            raise login_error(response, self._client_secret, self.login_url)
         try:
             token = response.json()
             instance_url, access_token = token["instance_url"], token["access_token"]
@@ -256,16 +288,25 @@ class SalesforceClient:
         return self.session.last_usage
 
     def update_many(self, writes: Sequence[CrmWrite]) -> list[CrmWriteResult]:
-        """sObject Collections PATCH, 200 records per call, one result per write, in order."""
-        results: list[CrmWriteResult] = []
-        for start in range(0, len(writes), COLLECTION_LIMIT):
-            chunk = writes[start:start + COLLECTION_LIMIT]
-            records = [{"attributes": {"type": w.sobject}, "id": w.record_id, **w.fields}
-                       for w in chunk]
+        """sObject Collections PATCH, one result per write, in the order of ``writes``.
+
+        The records are sent grouped by sObject type, 200 per call and at most
+        ``COLLECTION_CHUNKS`` type runs per call: callers pass rows in id order, and a batch
+        that switches type on every record would be refused whole. Salesforce answers in the
+        order it was sent, so each answer is put back at its write's place.
+        """
+        results: list[CrmWriteResult | None] = [None] * len(writes)
+        for call in _collection_calls(writes):
+            records = [{"attributes": {"type": writes[i].sobject}, "id": writes[i].record_id,
+                        **writes[i].fields} for i in call]
             answer = self._call(lambda sf, r=records: sf.restful(
                 "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": r}))
-            results.extend(_result(item) for item in answer)
-        return results
+            if len(answer) != len(call):
+                raise TransientError(f"Salesforce answered {len(answer)} results for "
+                                     f"{len(call)} records")
+            for index, item in zip(call, answer, strict=True):
+                results[index] = _result(item)
+        return [r for r in results if r is not None]
 
     def create(self, sobject: str, fields: dict[str, Any]) -> str:
         answer = self._call(lambda sf: getattr(sf, sobject).create(fields))
@@ -332,15 +373,40 @@ class SalesforceClient:
         return records
 
 
+def _collection_calls(writes: Sequence[CrmWrite]) -> list[list[int]]:
+    """Indexes of ``writes`` per Collections call: grouped by sObject type (types in the
+    order they first appear, writes of one type in their own order), a new call at 200
+    records or before an 11th type run."""
+    first_seen: dict[str, int] = {}
+    for w in writes:
+        first_seen.setdefault(w.sobject, len(first_seen))
+    order = sorted(range(len(writes)), key=lambda i: (first_seen[writes[i].sobject], i))
+    calls: list[list[int]] = []
+    runs, previous = 0, None
+    for index in order:
+        kind = writes[index].sobject
+        new_run = kind != previous
+        if not calls or len(calls[-1]) >= COLLECTION_LIMIT or (
+                new_run and runs >= COLLECTION_CHUNKS):
+            calls.append([])
+            runs, new_run = 0, True
+        runs += new_run
+        calls[-1].append(index)
+        previous = kind
+    return calls
+
+
 def _result(item: dict[str, Any]) -> CrmWriteResult:
+    """One record's answer. A refused record (required field, restricted picklist, value too
+    long, lookup...) is a data error that retrying cannot fix, unless every error is one of
+    the TRANSIENT_CODES (a row lock)."""
     if item.get("success"):
         return CrmWriteResult(ok=True, record_id=item.get("id"))
-    errors = item.get("errors") or [{}]
-    first = errors[0]
-    code = str(first.get("statusCode") or "UNKNOWN")
-    return CrmWriteResult(ok=False, record_id=item.get("id"), code=code,
-                          message=redact(f"{code}: {first.get('message')}"),
-                          transient=code in TRANSIENT_CODES)
+    errors = [e for e in item.get("errors") or [] if isinstance(e, dict)] or [{}]
+    codes = [_code(e) for e in errors]
+    return CrmWriteResult(ok=False, record_id=item.get("id"), code=codes[0],
+                          message=_describe(errors),
+                          transient=all(c in TRANSIENT_CODES for c in codes))
 
 
 def paused_for(pause: Any, error: PausedError, default: float) -> float:

@@ -1,7 +1,8 @@
 """Salesforce org emulator: the REST API subset simple-salesforce uses, over real HTTPS.
 
-Test equipment for end-to-end tests, the demo, the chaos suite and benchmarks. The schema
-comes from ``app.mapping``; records, sessions and counters live in memory. Changes made by
+Test equipment for end-to-end tests, the demo, the chaos suite and benchmarks. The org
+declares its own schema (``sim.salesforce.metadata``) and checks every write against it as
+Salesforce does; records, sessions and counters live in memory. Changes made by
 regular users are pushed to Paybridge the way an Apex trigger would; changes made by the
 integration user are not. ``/sim/*`` is the control API (faults, counters, records).
 """

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from sim.salesforce import errors
 from sim.salesforce.auth import AuthError
 from sim.salesforce.errors import SfError
+from sim.salesforce.metadata import FieldSpec
 from sim.salesforce.org import WriteRequest
 from sim.salesforce.schema import SYSTEM_FIELDS, SObjectType
 from sim.salesforce.web import (
@@ -138,8 +139,12 @@ def token() -> Response:
     org = current_org()
     with org.lock:
         org.stats.calls["oauth"] += 1
+        basic = request.authorization
+        client = (basic.username or "", basic.password or "") \
+            if basic is not None and basic.type == "basic" else None
         try:
-            user = org.auth.login(request.form)
+            user = org.auth.login(request.form, host=request.host.rsplit(":", 1)[0],
+                                  basic=client)
         except AuthError as exc:
             return json_response({"error": exc.error, "error_description": exc.description}, 400)
         return json_response(org.auth.issue(user, request.host_url.rstrip("/")))
@@ -180,16 +185,22 @@ def _type_summary(sobject: SObjectType, version: str) -> dict[str, Any]:
     }
 
 
-def _field_type(name: str) -> str:
-    if name == "Id":
-        return "id"
-    if name == "IsDeleted":
-        return "boolean"
-    if name in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
-        return "datetime"
-    if name == "OwnerId":
-        return "reference"
-    return "string"
+def _describe_field(spec: FieldSpec) -> dict[str, Any]:
+    """One field as the describe call reports it (the properties clients read most)."""
+    return {
+        "name": spec.name,
+        "label": spec.display_label,
+        "type": spec.type,
+        "length": spec.length or 0,
+        "nillable": not spec.required and spec.name not in SYSTEM_FIELDS,
+        "createable": not spec.read_only,
+        "updateable": not spec.read_only,
+        "custom": spec.name.endswith("__c"),
+        "referenceTo": [spec.reference_to] if spec.reference_to else [],
+        "restrictedPicklist": spec.restricted,
+        "picklistValues": [{"active": True, "defaultValue": False, "label": v, "value": v,
+                            "validFor": None} for v in spec.picklist],
+    }
 
 
 @bp.get("/services/data/<version>/sobjects", strict_slashes=False)
@@ -204,17 +215,7 @@ def describe(version: str, sobject: str) -> Response:
     org = current_org()
     found = org.store.sobject(sobject)
     body = _type_summary(found, version)
-    body["fields"] = [
-        {
-            "name": name,
-            "type": _field_type(name),
-            "nillable": name not in SYSTEM_FIELDS,
-            "createable": name not in found.read_only,
-            "updateable": name not in found.read_only,
-            "custom": name.endswith("__c"),
-        }
-        for name in found.fields
-    ]
+    body["fields"] = [_describe_field(spec) for spec in found.specs]
     return json_response(body)
 
 

@@ -3,6 +3,15 @@
 Two kinds of user exist. The *integration user* logs in with the client-credentials grant
 (Paybridge); its writes never fire the trigger, like a real org's trigger bypass for an
 integration user. *Regular users* log in with the password grant; their writes do.
+
+The client-credentials flow works only on the org's own (My Domain) host: "The client
+credentials flow doesn't support calls to login.salesforce.com or test.salesforce.com"
+(Salesforce Help, "Migrate from OAuth Username-Password to Client Credentials Flow",
+https://help.salesforce.com/s/articleView?id=000886201&type=1). There Salesforce answers
+400 ``{"error": "invalid_grant", "error_description": "request not supported on this
+domain"}``, as reported in https://github.com/pozil/pub-sub-api-node-client/issues/58. The
+client may authenticate with HTTP Basic (RFC 6749 section 2.3.1; simple-salesforce's own
+client-credentials login does) or with ``client_id``/``client_secret`` in the form.
 """
 
 from __future__ import annotations
@@ -62,18 +71,25 @@ class Auth:
         """The regular user the control API acts as."""
         return next(iter(self.users.values()))
 
-    def login(self, form: Mapping[str, str]) -> User:
-        """The user a token request authenticates, else ``AuthError``."""
+    def login(self, form: Mapping[str, str], *, host: str = "",
+              basic: tuple[str, str] | None = None) -> User:
+        """The user a token request authenticates, else ``AuthError``.
+
+        ``host`` is the host the request was sent to; ``basic`` the (client id, secret) of
+        an ``Authorization: Basic`` header, which is used instead of the form's when given.
+        """
         grant = form.get("grant_type", "")
-        client_ok = hmac.compare_digest(
-            form.get("client_id", ""), self.config.client_id
-        ) and hmac.compare_digest(form.get("client_secret", ""), self.config.client_secret)
+        client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
+        client_ok = hmac.compare_digest(client_id, self.config.client_id) and \
+            hmac.compare_digest(secret, self.config.client_secret)
         if grant == "client_credentials":
+            if host.lower() in self.config.login_hosts:
+                raise AuthError("invalid_grant", "request not supported on this domain")
             if client_ok:
                 return self.integration_user
         elif grant == "password":
             # A client id is optional here; when one is sent it must be this org's.
-            if "client_id" in form and not client_ok:
+            if ("client_id" in form or basic) and not client_ok:
                 raise AuthError("invalid_grant", "authentication failure")
             username = form.get("username", "")
             expected = self.config.users.get(username)

@@ -3,7 +3,12 @@
 One Collections request is one API call, however many records it carries. The answer is
 200 with one result per record, in order; a record's failure is reported in its result
 (``success: false``) unless the request itself is malformed (400). Records of different
-types may be mixed.
+types may be mixed, in at most ten "chunks" (runs of one type).
+
+Source: Salesforce REST API Developer Guide, "Create Records Using sObject Collections" and
+"Update Records Using sObject Collections"
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_create.htm,
+https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from sim.salesforce import errors
 from sim.salesforce.errors import SfError
 from sim.salesforce.org import WriteRequest, WriteResult
 from sim.salesforce.schema import normalize_id
@@ -27,6 +33,10 @@ bp = Blueprint("sf_composite", __name__)
 
 MAX_WRITE = 200
 MAX_RETRIEVE = 2000
+# "If the request body includes objects of more than one type, they are processed as chunks
+# [...] {account1, account2, contact1, account3} [is] processed in three chunks [...] A single
+# request can process up to 10 chunks." (the create and update pages cited above)
+MAX_CHUNKS = 10
 
 
 def _too_many(limit: int) -> SfError:
@@ -63,7 +73,16 @@ def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
         raise SfError(400, "JSON_PARSER_ERROR", "records: a list of sObjects is required")
     if len(records) > MAX_WRITE:
         raise _too_many(MAX_WRITE)
+    if chunk_count([_type_of(r) for r in records]) > MAX_CHUNKS:
+        raise errors.too_many_chunks(MAX_CHUNKS)
     return records
+
+
+def chunk_count(types: list[str]) -> int:
+    """How many chunks Salesforce cuts a list into: a new one each time the type changes."""
+    schema = current_org().schema
+    canonical = [(found.name if (found := schema.get(t)) else t) for t in types]
+    return sum(1 for n, t in enumerate(canonical) if n == 0 or t != canonical[n - 1])
 
 
 def _type_of(record: dict[str, Any]) -> str:

@@ -43,6 +43,9 @@ class SimConfig:
     trigger_backoff: float = 0.25
     trigger_backoff_max: float = 4.0
     trigger_timeout: float = 10.0
+    # Salesforce's generic login hosts: they refuse the client-credentials grant (only the
+    # org's My Domain host takes it). Any other host the emulator is reached by is its own.
+    login_hosts: tuple[str, ...] = ("login.salesforce.com", "test.salesforce.com")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SimConfig:
@@ -54,7 +57,7 @@ class SimConfig:
         env = os.environ if environ is None else environ
         config = cls()
         for f in fields(cls):
-            if f.name == "users":
+            if f.name in ("users", "login_hosts"):
                 continue
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":

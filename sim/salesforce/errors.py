@@ -80,3 +80,20 @@ def malformed_query(message: str) -> SfError:
 
 def json_parser_error(message: str) -> SfError:
     return SfError(400, "JSON_PARSER_ERROR", message)
+
+
+def too_many_chunks(limit: int) -> SfError:
+    """More type runs in one Collections request than Salesforce processes.
+
+    The limit is documented (see ``sim.salesforce.composite``); the message is the one the
+    platform gives for the same limit in DML ("Cannot have more than 10 chunks in a single
+    operation. Please rearrange the data to reduce chunking."), as quoted in public reports.
+    The REST errorCode is not documented anywhere we could find; INVALID_BATCH_REQUEST is a
+    stand-in that Paybridge does not rely on (it never sends more than one chunk per type).
+    """
+    return SfError(
+        400,
+        "INVALID_BATCH_REQUEST",
+        f"Cannot have more than {limit} chunks in a single operation. Please rearrange the "
+        "data to reduce chunking.",
+    )

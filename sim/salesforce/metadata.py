@@ -12,10 +12,15 @@ added by ``sim.salesforce.schema`` unless the sObject declares its own version o
 
 Field types use the names the describe API uses: ``id``, ``string``, ``textarea``,
 ``email``, ``phone``, ``picklist``, ``currency``, ``double``, ``date``, ``datetime``,
-``boolean`` and ``reference`` (with the sObject it points at). ``required`` and picklist
-values are the org's declaration; like the emulator always has, it stores any value a
-client sends (picklists behave as unrestricted picklists and required fields are not
-checked), so declaring them changes no behaviour.
+``boolean`` and ``reference`` (with the sObject it points at). Every write is checked
+against this declaration the way Salesforce checks it (``sim.salesforce.validation``):
+required fields, text lengths, restricted picklist values, value types, lookups.
+
+Lengths of Contact's standard fields are Salesforce's own (Field Reference Guide, Contact:
+https://developer.salesforce.com/docs/atlas.en-us.sfFieldRef.meta/sfFieldRef/salesforce_field_reference_Contact.htm,
+as mirrored in https://docs.skedulo.com/object-reference/standard-objects/contacts); custom
+text fields are the admin's choice (255, the maximum for a Text field) and a standard
+``Name`` of a custom object is Text(80).
 
 ``trigger_object`` is the object name the org's Apex trigger puts on each change it pushes
 to Paybridge (``"object": "Customer"``); sObjects without one are not watched by it.
@@ -23,6 +28,7 @@ to Paybridge (``"object": "Customer"``); sObjects without one are not watched by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FIELD_TYPES = frozenset({
@@ -41,6 +47,18 @@ class FieldSpec:
     reference_to: str | None = None  # the target sObject of a reference field
     picklist: tuple[str, ...] = ()  # declared values of a picklist field
     read_only: bool = False  # maintained by the platform or computed (not createable)
+    length: int | None = None  # maximum characters of a text-like field
+    restricted: bool = False  # a restricted picklist: only the declared values are accepted
+    label: str | None = None  # the label Salesforce names the field by in its messages
+
+    @property
+    def display_label(self) -> str:
+        """The field's label: the declared one, else its API name without ``__c`` and with
+        words split (``Charge_Date__c`` -> "Charge Date", ``LastName`` -> "Last Name")."""
+        if self.label:
+            return self.label
+        base = self.name.removesuffix("__c").replace("_", " ")
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base)
 
 
 @dataclass(frozen=True)
@@ -51,8 +69,14 @@ class SObjectSpec:
     trigger_object: str | None = None
 
 
-def _text(name: str, *, required: bool = False, read_only: bool = False) -> FieldSpec:
-    return FieldSpec(name, "string", required=required, read_only=read_only)
+TEXT_MAX = 255  # the longest a Text field can be; the admin made every custom one that long
+LONG_TEXT = 32_768  # a Long Text Area(32768)
+
+
+def _text(name: str, length: int = TEXT_MAX, *, required: bool = False,
+          read_only: bool = False, label: str | None = None) -> FieldSpec:
+    return FieldSpec(name, "string", required=required, read_only=read_only, length=length,
+                     label=label)
 
 
 def _ref(name: str, target: str) -> FieldSpec:
@@ -60,12 +84,14 @@ def _ref(name: str, target: str) -> FieldSpec:
 
 
 def _picklist(name: str, *values: str) -> FieldSpec:
-    return FieldSpec(name, "picklist", picklist=values)
+    """A restricted picklist: the admin ticked "Restrict picklist to the values defined in
+    the value set", so any other value is refused (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST)."""
+    return FieldSpec(name, "picklist", picklist=values, restricted=True, length=TEXT_MAX)
 
 
 STANDARD_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("Id", "id", read_only=True),
-    _text("Name"),
+    _text("Name", 80),
     _ref("OwnerId", "User"),
     FieldSpec("IsDeleted", "boolean", read_only=True),
     FieldSpec("CreatedDate", "datetime", read_only=True),
@@ -84,7 +110,7 @@ PLATFORM_OBJECTS = frozenset({"User"})
 _SYNC_FIELDS: tuple[FieldSpec, ...] = (
     _text("Gateway_Id__c"),  # "SMPC Id": the Direct Debit gateway's id of the record
     _text("Last_Event_Id__c"),
-    FieldSpec("Paybridge_Error__c", "textarea"),
+    FieldSpec("Paybridge_Error__c", "textarea", length=LONG_TEXT),
 )
 
 _CURRENCY = _picklist("Currency__c", "GBP")
@@ -101,19 +127,19 @@ SOBJECTS: tuple[SObjectSpec, ...] = (
         trigger_object="Customer",
         fields=(
             # Contact.Name is compound (FirstName + LastName): computed, never written.
-            _text("Name", read_only=True),
-            _text("FirstName"),
-            _text("LastName", required=True),
-            FieldSpec("Email", "email"),
-            FieldSpec("Phone", "phone"),
-            FieldSpec("MailingStreet", "textarea"),
-            _text("MailingCity"),
-            _text("MailingPostalCode"),
-            _text("MailingCountry"),
+            _text("Name", 121, read_only=True, label="Full Name"),
+            _text("FirstName", 40),
+            _text("LastName", 80, required=True),
+            FieldSpec("Email", "email", length=80),
+            FieldSpec("Phone", "phone", length=40, label="Business Phone"),
+            FieldSpec("MailingStreet", "textarea", length=255),
+            _text("MailingCity", 40),
+            _text("MailingPostalCode", 20, label="Mailing Zip/Postal Code"),
+            _text("MailingCountry", 80),
             # Present in orgs with state and country/territory picklists enabled: the ISO
             # 3166-1 alpha-2 code beside the free-text name (Salesforce Help, "State and
             # Country/Territory Picklists").
-            _text("MailingCountryCode"),
+            _text("MailingCountryCode", 2),
             *_SYNC_FIELDS,
         ),
     ),

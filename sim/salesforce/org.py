@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.salesforce import validation
 from sim.salesforce.auth import Auth, User
 from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
@@ -104,6 +105,15 @@ class Org:
             return self.store.plan_update(sobject, request.record_id, request.body, lock_fault)
         return self.store.plan_delete(sobject, request.record_id, lock_fault)
 
+    def _parse(self, requests: list[WriteRequest]) -> None:
+        """The request's JSON deserialised into typed fields: a value of the wrong type
+        fails the whole call (JSON_PARSER_ERROR), before any record is planned."""
+        for request in requests:
+            sobject = self.schema.get(request.sobject)
+            problem = validation.parse_error(sobject, request.body) if sobject else None
+            if problem is not None:
+                raise problem
+
     def write(
         self,
         requests: list[WriteRequest],
@@ -114,11 +124,13 @@ class Org:
     ) -> list[WriteResult]:
         """Perform the writes of one API call, in order; one result per request.
 
-        With ``all_or_none`` a single failure leaves everything untouched and fails every
+        A value of the wrong JSON type raises JSON_PARSER_ERROR for the whole call. With
+        ``all_or_none`` a single failure leaves everything untouched and fails every
         other record with ALL_OR_NONE_OPERATION_ROLLED_BACK. Changes by a regular user go to
         the trigger together, as one call's batch; the integration user's never do.
         """
         with self.lock:
+            self._parse(requests)
             results: list[WriteResult] = []
             plans: list[Plan | None] = []
             for request in requests:

@@ -102,7 +102,7 @@ def _check(types: list[SObjectType]) -> None:
                 names | metadata.PLATFORM_OBJECTS
             ):
                 raise SchemaError(f"{where}: refers to unknown sObject {f.reference_to}")
-            if f.picklist and f.type != "picklist":
+            if (f.picklist or f.restricted) and f.type != "picklist":
                 raise SchemaError(f"{where}: only a picklist declares values")
 
 

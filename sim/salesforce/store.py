@@ -1,10 +1,11 @@
 """Records of the org and the DML that changes them.
 
 Writes are done in two steps so sObject Collections can honour ``allOrNone``: ``plan_*``
-validates a write and raises ``SfError`` without touching anything; ``apply`` performs a
-plan and returns the ``Change`` the trigger is told about. Callers hold the org lock across
-both steps. Deletes are soft: the record stays (``IsDeleted`` true) so later calls can tell
-"deleted" from "never existed", as the recycle bin does.
+validates a write (fields, values and lookups against the declared metadata, see
+``sim.salesforce.validation``) and raises ``SfError`` without touching anything; ``apply``
+performs a plan and returns the ``Change`` the trigger is told about. Callers hold the org
+lock across both steps. Deletes are soft: the record stays (``IsDeleted`` true) so later
+calls can tell "deleted" from "never existed", as the recycle bin does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sim.salesforce import errors
+from sim.salesforce import errors, validation
 from sim.salesforce.errors import SfError
 from sim.salesforce.schema import IdFactory, Schema, SObjectType, normalize_id
 
@@ -127,7 +128,13 @@ class RecordStore:
                 raise errors.invalid_field(key, sobject.name)
             if canonical in sobject.read_only:
                 raise errors.read_only_field(canonical)
-            values[canonical] = value
+            spec = sobject.spec(canonical)
+            assert spec is not None  # canonical_field found it
+            stored = validation.stored_value(spec, value)
+            problem = validation.field_error(spec, stored, self.find)
+            if problem is not None:
+                raise problem
+            values[canonical] = stored
         return values
 
     def plan_insert(
@@ -136,6 +143,9 @@ class RecordStore:
         if any(k.lower() == "id" for k in body):
             raise SfError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
         values = self._clean_values(sobject, body)
+        missing = validation.missing_required(sobject, values, inserting=True)
+        if missing is not None:
+            raise missing
         record_id = self.ids.new(sobject.key_prefix)
         if lock_fault():
             raise errors.unable_to_lock(record_id)
@@ -152,6 +162,9 @@ class RecordStore:
         # The record's own id may ride along in the body (Collections require it there).
         trimmed = {k: v for k, v in body.items() if k.lower() != "id"}
         values = self._clean_values(sobject, trimmed)
+        missing = validation.missing_required(sobject, values, inserting=False)
+        if missing is not None:
+            raise missing
         if lock_fault():
             raise errors.unable_to_lock(record.id)
         return Plan("update", sobject, record.id, values)

@@ -386,8 +386,9 @@ def test_record_that_does_not_exist_or_belongs_to_another_contact(
                           json=body(who.contact_id, record_id="a0B000000000NONE"))
     assert missing.status_code == 404
     assert missing.get_json()["error"]["code"] == "record_not_found"
+    someone_else = partners.sf("POST", "/sim/records/Contact", json={"LastName": "Else"})
     other = partners.sf("POST", "/sim/records/Bank_Account__c",
-                        json={"Contact__c": "003SOMEONEELSE"}).json()
+                        json={"Contact__c": someone_else.json()["id"]}).json()
     resp = client.post("/api/v1/bank-accounts", headers=trigger_headers, json=body(
         who.contact_id, record_id=other.get("id") or other.get("Id")))
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "record_mismatch"

@@ -323,6 +323,40 @@ def test_collections_per_record_errors_and_limits(sf: Salesforce) -> None:
     assert error_of(exc)["errorCode"] == "EXCEEDED_ID_LIMIT"
 
 
+def test_collections_take_at_most_ten_chunks_of_one_type(http: requests.Session, base: str,
+                                                         sf: Salesforce) -> None:
+    """A new chunk starts each time the type changes; ten are processed, eleven refused."""
+    kinds = ["Payment__c", "Mandate__c"]
+
+    def interleaved(runs: int) -> list[dict[str, Any]]:
+        return [{"attributes": {"type": kinds[n % 2]}, "Reference__c": f"R{n}"}
+                for n in range(runs)]
+
+    created = sf.restful("composite/sobjects", method="POST",
+                         json={"allOrNone": False, "records": interleaved(10)})
+    assert [r["success"] for r in created] == [True] * 10
+    assert [r["id"][:3] for r in created] == ["a0C", "a0B"] * 5  # results in request order
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.restful("composite/sobjects", method="POST",
+                   json={"allOrNone": False, "records": interleaved(11)})
+    assert error_of(refused) == {
+        "errorCode": "INVALID_BATCH_REQUEST",
+        "message": "Cannot have more than 10 chunks in a single operation. Please rearrange "
+                   "the data to reduce chunking.",
+    }
+    updates = [{"attributes": {"type": kinds[n % 2]}, "id": r["id"], "Status__c": "Submitted"}
+               for n, r in enumerate(created)] + [
+        {"attributes": {"type": "Payment__c"}, "id": created[0]["id"], "Reference__c": "x"}]
+    with pytest.raises(SalesforceMalformedRequest) as refused_update:
+        sf.restful("composite/sobjects", method="PATCH", json={"records": updates})
+    assert error_of(refused_update)["errorCode"] == "INVALID_BATCH_REQUEST"
+    # Nothing of a refused request was written; grouped by type, the same records go through.
+    assert http.get(f"{base}/sim/records/Payment__c").json()["totalSize"] == 5
+    grouped = sorted(updates, key=lambda r: r["attributes"]["type"])
+    results = sf.restful("composite/sobjects", method="PATCH", json={"records": grouped})
+    assert all(r["success"] for r in results)
+
+
 def test_collections_all_or_none_rolls_back(http: requests.Session, base: str,
                                             sf: Salesforce) -> None:
     records = [{"attributes": {"type": "Contact"}, "LastName": "A"},

@@ -164,6 +164,9 @@ def test_anything_but_a_genuine_refusal_is_transient(
     error = refused(url)
     assert type(error) is TransientError
     assert error.status == status and SECRET not in str(error)
+    if isinstance(body, dict) and "error" in body:  # Salesforce's own words are shown
+        described = f": {body['error_description']}" if "error_description" in body else ""
+        assert f"{body['error']}{described}" in str(error)
 
 
 def test_a_wrong_login_url_is_not_taken_for_refused_credentials(
