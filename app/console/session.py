@@ -17,6 +17,7 @@ from typing import Any
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
 
+from app.console.redirects import here
 from app.users import User, active_user
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -57,7 +58,7 @@ def guard() -> Any:
     """Runs before every console request."""
     user = current_user()
     if user is None and request.endpoint not in PUBLIC:
-        target = request.full_path.rstrip("?") if request.method in SAFE_METHODS else None
+        target = here() if request.method in SAFE_METHODS else None
         return redirect(url_for("console.login", next=target))
     if request.method not in SAFE_METHODS:
         _check_csrf()

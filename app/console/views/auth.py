@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from flask import flash, redirect, render_template, request, url_for
 
+from app.console.redirects import local_path
 from app.console.session import current_user, sign_in, sign_out
 from app.console.views.common import bp, rt
 from app.users import authenticate
@@ -19,9 +20,7 @@ FAILURE_WINDOW = 900
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("console.dashboard")
+    return local_path(target) or url_for("console.dashboard")
 
 
 def _too_many(name: str) -> bool:
@@ -45,7 +44,8 @@ def login() -> Any:
     if request.method == "GET":
         if current_user() is not None:
             return redirect(_safe_next(request.args.get("next")))
-        return render_template("console/login.html", next=request.args.get("next", ""))
+        return render_template("console/login.html",
+                               next=local_path(request.args.get("next")) or "")
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     user = None
@@ -59,8 +59,8 @@ def login() -> Any:
             log.info("console sign-in refused", extra={"user": name[:100]})
             flash("Wrong name or password.", "error")
     if user is None:
-        return render_template("console/login.html", next=request.form.get("next", ""),
-                               name=name), 401
+        return render_template("console/login.html",
+                               next=local_path(request.form.get("next")) or "", name=name), 401
     sign_in(user)
     log.info("console sign-in", extra={"user": user.name})
     return redirect(_safe_next(request.form.get("next")))
