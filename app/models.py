@@ -6,6 +6,7 @@ from app.console.models import Alert, AlertState, BulkOperation
 from app.db import Base
 from app.records.models import RecordLink, StatusHistory
 from app.records.refs import RecordRef
+from app.user_sessions import ConsoleSession
 from app.users import User
 from app.workrows.leases import LeaseCounter
 from queues.models import ArchivedItem, QueueItem
@@ -14,5 +15,5 @@ from webhooks.models import CatchupState, WebhookEvent
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "CatchupState", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
+           "CatchupState", "ConsoleSession", "LeaseCounter", "QueueItem", "RecordLink", "RecordRef",
            "StatusHistory", "User", "WebhookEvent", "metadata"]
