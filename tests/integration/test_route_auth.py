@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
@@ -124,7 +125,7 @@ ROUTES: dict[tuple[str, str], Policy] = {
     ("GET", "/audit"): READ,
     ("GET", "/alerts"): READ,
     ("GET", "/settings"): READ,
-    # API keys: admins only, as in the API.
+    # API keys and the webhook secrets' state: admins only, as in the API.
     ("GET", "/keys"): ADMIN,
     ("POST", "/keys"): ADMIN,
     ("POST", "/keys/<int:key_id>/revoke"): ADMIN,
@@ -222,3 +223,15 @@ def print_table(lines: list[tuple[str, list[str]]]) -> None:
     for route, cells in lines:
         print(f"{route:<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
 
+
+@pytest.mark.parametrize("path", ["/keys", "/settings"])
+def test_only_admins_see_the_state_of_the_webhook_secrets(rt: Runtime, path: str) -> None:
+    """The API lists them for admins only; the console must not show them to operations."""
+    app = create_app(runtime=rt)
+    callers = {c.name: c for c in _callers(app, rt)}
+    admin_page = callers["admin session"].client.get("/keys").get_data(as_text=True)
+    assert "GOCARDLESS_WEBHOOK_SECRET" in admin_page
+    ops = callers["operations session"].client.get(path)
+    assert "GOCARDLESS_WEBHOOK_SECRET" not in ops.get_data(as_text=True)
+    assert callers["operations key"].client.get(
+        "/api/v1/webhook-secrets", headers=callers["operations key"].headers).status_code == 403
