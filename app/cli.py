@@ -254,6 +254,7 @@ def users_list() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def users_set_password(name: str, password_stdin: bool) -> None:
+    """Set a new password; every open session of the user ends."""
     from app.users import UserError, set_password
 
     password = _password(password_stdin)
@@ -262,14 +263,14 @@ def users_set_password(name: str, password_stdin: bool) -> None:
             set_password(session, name, password)
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"password of {name!r} changed")
+    click.echo(f"password of {name!r} changed; their open sessions ended")
 
 
 @users.command("disable")
 @click.argument("name")
 @click.option("--enable", is_flag=True, help="Enable the user again instead.")
 def users_disable(name: str, enable: bool) -> None:
-    """Stop (or allow again) a user's sign-in; open sessions end at their next request."""
+    """Stop (or allow again) a user's sign-in; every open session ends at once."""
     from app.users import UserError, set_disabled
 
     try:
@@ -278,6 +279,20 @@ def users_disable(name: str, enable: bool) -> None:
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{name!r} {'enabled' if enable else 'disabled'}")
+
+
+@users.command("sign-out")
+@click.argument("name")
+def users_sign_out(name: str) -> None:
+    """End every open console session of a user (a lost laptop, a shared screen)."""
+    from app.users import UserError, end_sessions
+
+    try:
+        with _runtime().db.transaction() as session:
+            ended = end_sessions(session, name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{ended} session{'' if ended == 1 else 's'} of {name!r} ended")
 
 
 @cli.group()

@@ -256,6 +256,10 @@ class Settings:
     # Operations console and alerts
     session_lifetime: float = field(default=12 * 3600.0, metadata={
         "env": "SESSION_LIFETIME", "parse": _seconds})
+    # Sign-in throttling: past a few free failures (per name, per address) one failure is
+    # forgiven every this many seconds, the longest any try waits (app.console.throttle).
+    signin_failure_decay: float = field(default=60.0, metadata={
+        "env": "SIGNIN_FAILURE_DECAY", "parse": _seconds})
     alert_interval: float = field(default=60.0, metadata={"env": "ALERT_INTERVAL",
                                   "parse": _seconds})
     # A burst of failures is one alert: it goes out once a look finds no new ones, or when

@@ -7,6 +7,7 @@ from app.db import Base
 from app.idempotency import IdempotencyKey
 from app.records.models import RecordLink, StatusHistory
 from app.records.refs import RecordRef
+from app.user_sessions import ConsoleSession
 from app.users import User
 from app.workrows.leases import LeaseCounter
 from queues.capture_models import CaptureSnapshot, CaptureWatermark, OutboundNotification
@@ -16,6 +17,7 @@ from webhooks.models import CatchupState, WebhookEvent
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
-           "CaptureSnapshot", "CaptureWatermark", "CatchupState", "IdempotencyKey",
-           "LeaseCounter", "OutboundNotification", "QueueItem", "RecordLink", "RecordRef",
+           "CaptureSnapshot", "CaptureWatermark", "CatchupState", "ConsoleSession",
+           "IdempotencyKey", "LeaseCounter", "OutboundNotification", "QueueItem", "RecordLink",
+           "RecordRef",
            "StatusHistory", "User", "WebhookEvent", "metadata"]

@@ -3,6 +3,7 @@
 Two roles: *admin* (may change things: reprocess, edit, discard, manage API keys) and
 *operations* (reads everything, changes nothing). Passwords are hashed with werkzeug's
 scrypt, which is slow on purpose, unlike API keys (random 256-bit tokens, SHA-256 is right).
+A new password or a disable ends every open session of the user (app.user_sessions).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.clock import utcnow
 from app.db import Base, BigId, UTCDateTime
+from app.user_sessions import ConsoleSession, end_all, live
 
 ADMIN, OPERATIONS = "admin", "operations"
 ROLES = (ADMIN, OPERATIONS)
@@ -65,21 +67,33 @@ def create_user(session: Session, name: str, role: str, password: str) -> User:
     return user
 
 
-def set_password(session: Session, name: str, password: str) -> User:
+def _named(session: Session, name: str) -> User:
     user = session.scalars(sa.select(User).where(User.name == name)).first()
     if user is None:
         raise UserError(f"no user named {name!r}")
+    return user
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """A new password; whoever signed in with the old one is signed out."""
+    user = _named(session, name)
     _check(name, user.role, password)
     user.password_hash = generate_password_hash(password)
+    end_all(session, user.id)
     return user
 
 
 def set_disabled(session: Session, name: str, disabled: bool) -> User:
-    user = session.scalars(sa.select(User).where(User.name == name)).first()
-    if user is None:
-        raise UserError(f"no user named {name!r}")
+    """Disabling ends every session; enabling again does not bring any back."""
+    user = _named(session, name)
     user.disabled_at = utcnow() if disabled else None
+    end_all(session, user.id)
     return user
+
+
+def end_sessions(session: Session, name: str) -> int:
+    """Signs the user out everywhere; returns how many sessions were open."""
+    return end_all(session, _named(session, name).id)
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:
@@ -94,6 +108,9 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def active_user(session: Session, user_id: int) -> User | None:
-    user = session.get(User, user_id)
-    return user if user is not None and user.disabled_at is None else None
+def session_user(session: Session, token: str) -> User | None:
+    """The active user whose open session has this token, or None."""
+    return session.scalars(
+        sa.select(User).join(ConsoleSession, ConsoleSession.user_id == User.id)
+        .where(live(token), User.disabled_at.is_(None))
+    ).first()

@@ -28,7 +28,9 @@ class RowIdConverter(IntegerConverter):
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     configure_logging("web", settings.log_format, settings.log_level)
-    app = Flask("paybridge")
+    # No app-wide /static: the name "paybridge" is no module, so Flask would serve the
+    # working directory's static/ folder to anyone. The console serves its own files.
+    app = Flask("paybridge", static_folder=None)
     app.url_map.converters["int"] = RowIdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,

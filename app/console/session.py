@@ -1,9 +1,11 @@
 """Who is signed in to the console, what they may do, and CSRF protection.
 
 Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure in production) holding
-only the user id; the user is re-read on every request, so disabling a user takes effect at
-once. Every state-changing request (POST), sign-in included, must carry the session's CSRF
-token (Flask-WTF's signed, session-bound token) in the form or an X-CSRFToken header.
+only a session token whose record lives on the server (app.user_sessions): the session and
+its user are read on every request, so signing out, a password change or a disable ends it
+at once, even for a copy of the cookie. Every state-changing request (POST), sign-in
+included, must carry the session's CSRF token (Flask-WTF's signed, session-bound token) in
+the form or an X-CSRFToken header.
 Anonymous visitors get the sign-in page and the stylesheet, nothing else; the operations
 role may read everything and change nothing.
 """
@@ -17,7 +19,9 @@ from typing import Any
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
 
-from app.users import User, active_user
+from app.console.redirects import here
+from app.user_sessions import end_session, open_session
+from app.users import User, session_user
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PUBLIC = {"console.login", "console.static"}
@@ -26,22 +30,29 @@ ANY_ROLE_MAY_POST = {"console.login", "console.logout"}
 
 def current_user() -> User | None:
     if "console_user" not in g:
-        user_id = session.get("uid")
+        token = session.get("sid")
         user = None
-        if isinstance(user_id, int):
+        if isinstance(token, str):
             with current_app.extensions["paybridge"].db.transaction() as db_session:
-                user = active_user(db_session, user_id)
+                user = session_user(db_session, token)
         g.console_user = user
     return g.console_user  # type: ignore[no-any-return]
 
 
 def sign_in(user: User) -> None:
+    rt = current_app.extensions["paybridge"]
+    with rt.db.transaction() as db_session:
+        token = open_session(db_session, user.id, rt.settings.session_lifetime)
     session.clear()  # a fresh session: no fixation of a pre-login session
-    session["uid"] = user.id
+    session["sid"] = token
     session.permanent = True
 
 
 def sign_out() -> None:
+    token = session.get("sid")
+    if isinstance(token, str):
+        with current_app.extensions["paybridge"].db.transaction() as db_session:
+            end_session(db_session, token)
     session.clear()
 
 
@@ -57,7 +68,7 @@ def guard() -> Any:
     """Runs before every console request."""
     user = current_user()
     if user is None and request.endpoint not in PUBLIC:
-        target = request.full_path.rstrip("?") if request.method in SAFE_METHODS else None
+        target = here() if request.method in SAFE_METHODS else None
         return redirect(url_for("console.login", next=target))
     if request.method not in SAFE_METHODS:
         _check_csrf()

@@ -1,7 +1,7 @@
 """idempotency keys: what a client's retry of a bank-account request is matched against
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02 16:00:00
 
 A new table only; nothing existing changes.
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from app.db import UTCDateTime
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

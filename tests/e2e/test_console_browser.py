@@ -54,6 +54,9 @@ def page(browser: Any, fresh: Stack) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=fresh.web)
     context.set_default_timeout(20_000)
     tab = context.new_page()
+    blocked: list[str] = []  # what the Content-Security-Policy refused: must stay empty
+    tab.on("console", lambda msg: blocked.append(msg.text)
+           if "Content Security Policy" in msg.text else None)
     tab.goto("/")
     assert "/login" in tab.url  # anonymous: the sign-in page
     tab.fill("input[name=name]", "alice")
@@ -62,6 +65,7 @@ def page(browser: Any, fresh: Stack) -> Iterator[Any]:
     tab.wait_for_selector("text=Dashboard")
     yield tab
     context.close()
+    assert blocked == []
 
 
 def shot(tab: Any, name: str) -> None:
@@ -188,6 +192,7 @@ def test_bulk_reprocess_with_progress(page: Any, fresh: Stack) -> None:
     page.wait_for_url(re.compile(r"/bulk/\d+$"))
     page.wait_for_selector("#status >> text=done")
     assert page.inner_text("#processed") == "3" and page.inner_text("#changed") == "3"
+    assert page.eval_on_selector("#bar", "el => el.style.width") == "100%"  # set by the script
     wait_until(lambda: not failed_ids(fresh) and all(
         fresh.sf_call("GET", f"/sim/records/Contact/{i}").json().get("Gateway_Id__c")
         for i in ids), 60, "the reprocessed items to reach the gateway", fresh)
@@ -202,3 +207,25 @@ def test_dashboard_screenshot(page: Any, fresh: Stack) -> None:
     assert page.locator(".tile-label", has_text="Workers").count() == 1
     shot(page, "dashboard.png")
     assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)
+
+
+def test_sign_in_redirects_stay_on_the_console_in_chromium(page: Any, fresh: Stack) -> None:
+    """The targets of tests/unit/test_redirects.py as Chromium itself reads them: the
+    dangerous ones really leave the site when used as they are, yet signing in (already
+    signed in: the page sends the browser straight on) always lands on the console."""
+    from urllib.parse import quote
+
+    from tests.unit.test_redirects import BENIGN, HOSTILE
+
+    def origin(target: str) -> str:
+        return str(page.evaluate(
+            "t => { try { return new URL(t, location.href).origin } catch (e) { return '' } }",
+            target))
+
+    leaving = {t for t in HOSTILE if t and origin(t) != fresh.web}
+    assert {"//evil.example/x", "/\\evil.example/x", "/\t/evil.example", " //evil.example",
+            "\\\\evil.example/x", "javascript:alert(1)"} <= leaving
+    assert all(origin(t) == fresh.web for t in BENIGN)
+    for target in [t for t in HOSTILE if t] + BENIGN:
+        page.goto("/login?next=" + quote(target, safe=""))
+        assert page.url.startswith(fresh.web + "/"), (target, page.url)

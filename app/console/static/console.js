@@ -1,6 +1,16 @@
-// Paybridge console: the few things plain HTML cannot do.
+// Paybridge console: the few things plain HTML cannot do. Everything that runs is in this
+// file: the pages' Content-Security-Policy allows no inline script and no inline style.
 (function () {
   "use strict";
+
+  // Bars and meters: their width comes as data-share (a percentage), set here because
+  // a style="" attribute would be refused by the policy.
+  function applyShares(root) {
+    root.querySelectorAll("[data-share]").forEach(function (el) {
+      var share = Math.max(0, Math.min(100, parseFloat(el.getAttribute("data-share")) || 0));
+      el.style.width = share + "%";
+    });
+  }
 
   // Dangerous buttons ask first.
   document.addEventListener("click", function (event) {
@@ -18,6 +28,7 @@
         .then(function (r) { if (!r.ok || r.redirected) { throw new Error(r.status); } return r.text(); })
         .then(function (html) {
           panel.innerHTML = html;
+          applyShares(panel);
           var stamp = document.getElementById("refreshed");
           if (stamp) { stamp.textContent = "refreshed " + new Date().toLocaleTimeString(); }
         })
@@ -55,6 +66,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    applyShares(document);
     var panel = document.getElementById("panel");
     if (panel) { refreshPanel(panel); }
     var box = document.getElementById("bulk");

@@ -30,10 +30,17 @@ def audit_log() -> Any:
                            next_before=rows[-1].id if len(rows) == PAGE else None)
 
 
+def _keys_page(**extra: Any) -> Any:
+    """API keys and the state of the webhook secrets: credentials, so admins only (as in
+    the API), not on the settings page every role reads."""
+    return render_template("console/keys.html", keys=keys.list_keys(rt().db), roles=keys.ROLES,
+                           secrets=keys.webhook_secrets(rt().settings), **extra)
+
+
 @bp.route("/keys")
 @admin_required
 def api_keys() -> Any:
-    return render_template("console/keys.html", keys=keys.list_keys(rt().db), roles=keys.ROLES)
+    return _keys_page()
 
 
 @bp.route("/keys", methods=["POST"])
@@ -42,8 +49,7 @@ def api_key_create() -> Any:
     row, key = keys.create(rt().db, request.form.get("name", ""), request.form.get("role", ""),
                            actor=actor())
     # Rendered, not redirected: the key exists only in this one answer.
-    return render_template("console/keys.html", keys=keys.list_keys(rt().db),
-                           roles=keys.ROLES, created=row, new_key=key)
+    return _keys_page(created=row, new_key=key)
 
 
 @bp.route("/keys/<int:key_id>/revoke", methods=["POST"])
@@ -57,8 +63,7 @@ def api_key_revoke(key_id: int) -> Any:
 @bp.route("/settings")
 def settings_page() -> Any:
     s = rt().settings
-    return render_template("console/settings.html", secrets=keys.webhook_secrets(s),
-                           channels=channels(s), s=s)
+    return render_template("console/settings.html", channels=channels(s), s=s)
 
 
 @bp.route("/alerts")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from app.console.redirects import referrer_path
 from app.errors import AppError
 from app.listing import ListFilter
 from app.runtime import Runtime
@@ -64,15 +65,11 @@ def filter_args(flt: ListFilter) -> dict[str, str]:
     return out
 
 
-def back(default: str = "console.dashboard", **values: Any) -> Any:
-    return redirect(request.form.get("next") or url_for(default, **values))
-
-
 def app_error(error: AppError) -> Any:
     """A refused action: say why on the page it came from."""
     if request.method == "POST":
         flash(error.message, "error")
-        return redirect(request.referrer or url_for("console.dashboard"))
+        return redirect(referrer_path() or url_for("console.dashboard"))
     return render_template("console/error.html", code=error.status, title="Not found"
                            if error.status == 404 else "Cannot show this",
                            message=error.message), error.status

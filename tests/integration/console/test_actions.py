@@ -216,7 +216,7 @@ def test_webhook_secrets_say_configured_never_their_value(client: FlaskClient,
                                                          admin_console: Console,
                                                          rt: Runtime) -> None:
     body = client.get("/api/v1/webhook-secrets", headers=key(rt, "admin")).get_data(as_text=True)
-    page = admin_console.get("/settings").get_data(as_text=True)
+    page = admin_console.get("/keys").get_data(as_text=True)
     for text in (body, page):
         assert rt.settings.webhook_secret not in text
         assert "GOCARDLESS_WEBHOOK_SECRET_PREVIOUS" in text
