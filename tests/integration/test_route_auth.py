@@ -66,6 +66,9 @@ ROUTES: dict[tuple[str, str], Policy] = {
     ("GET", "/api/v1/docs"): PUBLIC,
     ("GET", "/api/v1/docs/assets/<path:name>"): PUBLIC,
     ("POST", "/webhooks/<string:endpoint>"): SIGNATURE_ONLY,
+    # Salesforce's Outbound Messages carry no key or session: whoever calls, a body that is
+    # no SOAP notification is refused (a foreign org's: test_outbound_messages.py).
+    ("POST", "/salesforce/outbound"): PUBLIC,
     # The CRM's triggers send changes and bank details and read what became of a record.
     ("POST", "/api/v1/queue"): API_SENDERS,
     ("POST", "/api/v1/bank-accounts"): API_SENDERS,

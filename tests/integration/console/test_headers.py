@@ -105,7 +105,9 @@ def test_no_template_has_inline_script_or_handlers() -> None:
 def production(settings: Settings) -> Runtime:
     strong = {name: secrets.token_urlsafe(48) for name in (
         "secret_key", "gateway_access_token", "webhook_secret", "salesforce_client_secret")}
-    return Runtime(replace(settings, env="production", **strong))
+    # Production refuses the emulators' addresses too: the pages never call them here.
+    return Runtime(replace(settings, env="production", gateway_url="https://api.gocardless.com",
+                           salesforce_login_url="https://acme.my.salesforce.com", **strong))
 
 
 def test_production_pages_ask_for_https_from_now_on(production: Runtime) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from app.cli import main
+from app.cli import cli
 from app.clock import utcnow
 from app.runtime import Runtime
 from app.user_sessions import ConsoleSession
@@ -90,11 +90,11 @@ def test_the_command_line_ends_a_users_sessions(client: FlaskClient, rt: Runtime
                                                 database_url: str) -> None:
     _console, cookie = signed_in(client, rt)
     runner = CliRunner(env={"DATABASE_URL": database_url, "PAYBRIDGE_ENV": "test"})
-    ended = runner.invoke(main, ["users", "sign-out", "alice"])
+    ended = runner.invoke(cli, ["users", "sign-out", "alice"])
     assert ended.exit_code == 0 and "1 session of" in ended.output, ended.output
     assert replay(rt, cookie) == 302
     _console, cookie = signed_in(create_app(runtime=rt).test_client(), rt)
-    changed = runner.invoke(main, ["users", "set-password", "alice", "--password-stdin"],
+    changed = runner.invoke(cli, ["users", "set-password", "alice", "--password-stdin"],
                             input="a third long passphrase\n")
     assert changed.exit_code == 0, changed.output
     assert replay(rt, cookie) == 302
