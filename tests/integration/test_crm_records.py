@@ -14,29 +14,12 @@ import requests
 import sqlalchemy as sa
 
 from app.runtime import Runtime
+from tests.integration.test_webhook_apply import gateway_payment
 from tests.leases import held
 from webhooks import intake
 from webhooks.apply import WebhookContext, process_events
 from webhooks.models import WebhookEvent
 from webhooks.schemas import EventSchema
-
-
-def gateway_payment(gw_url: str, customer: dict[str, Any]) -> str:
-    """A payment made at the gateway for a customer made there (as a hosted page would)."""
-    s = requests.Session()
-    s.headers["Authorization"] = "Bearer sandbox-token"
-
-    def create(kind: str, body: dict[str, Any]) -> str:
-        resp = s.post(f"{gw_url}/{kind}", json={kind: body}, timeout=10)
-        assert resp.status_code == 201, resp.text
-        return str(resp.json()[kind]["id"])
-
-    owner = create("customers", customer)
-    account = create("customer_bank_accounts", {
-        "account_holder_name": "Acme Ltd", "account_number": "55779911",
-        "branch_code": "200000", "country_code": "GB", "links": {"customer": owner}})
-    mandate = create("mandates", {"scheme": "bacs", "links": {"customer_bank_account": account}})
-    return create("payments", {"amount": 1500, "currency": "GBP", "links": {"mandate": mandate}})
 
 
 def apply_created(rt: Runtime, payment: str) -> dict[str, tuple[str, str | None]]:

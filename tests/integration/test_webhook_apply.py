@@ -35,7 +35,8 @@ def ctx(rt: Runtime) -> WebhookContext:
     return WebhookContext(rt.settings, rt.db, rt.gateway, rt.crm, rt.crm_pause)
 
 
-def gateway_payment(gw_url: str) -> str:
+def gateway_payment(gw_url: str, customer: dict[str, Any] | None = None) -> str:
+    """A payment made at the gateway for a customer made there (as a hosted page would)."""
     s = requests.Session()
     s.headers["Authorization"] = "Bearer sandbox-token"
 
@@ -44,10 +45,11 @@ def gateway_payment(gw_url: str) -> str:
         assert resp.status_code == 201, resp.text
         return str(resp.json()[kind]["id"])
 
-    customer = create("customers", {"given_name": "A", "family_name": "B", "email": "a@b.c"})
+    owner = create("customers", customer or {"given_name": "A", "family_name": "B",
+                                             "email": "a@b.c"})
     account = create("customer_bank_accounts", {
         "account_holder_name": "A B", "account_number": "55779911", "branch_code": "200000",
-        "country_code": "GB", "links": {"customer": customer}})
+        "country_code": "GB", "links": {"customer": owner}})
     mandate = create("mandates", {"scheme": "bacs", "links": {"customer_bank_account": account}})
     return create("payments", {"amount": 1500, "currency": "GBP", "links": {"mandate": mandate}})
 
