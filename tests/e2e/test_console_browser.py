@@ -81,13 +81,22 @@ def contacts(stack: Stack, *emails: str) -> list[str]:
     return list(resp.json()["ids"])
 
 
+def refuse_next_email(stack: Stack) -> None:
+    """The gateway refuses the next customer's e-mail (the CRM accepts any well-formed one,
+    as Salesforce does, so the refusal that needs a person comes from the gateway)."""
+    stack.http.post(f"{stack.gw}/sim/faults", timeout=10, json={"reject_next": [{
+        "field": "email", "message": "is not a valid email address", "method": "POST",
+        "path_prefix": "/customers"}]}).raise_for_status()
+
+
 def failed_ids(stack: Stack) -> list[int]:
     body = stack.api("GET", "/api/v1/queue-items?status=failed").json()
     return [i["id"] for i in body["items"]]
 
 
 def test_fix_a_failed_items_payload_and_see_it_disappear(page: Any, fresh: Stack) -> None:
-    (crm_id,) = contacts(fresh, "grace.example.com")
+    refuse_next_email(fresh)
+    (crm_id,) = contacts(fresh, "grace@exmaple.com")
     wait_until(lambda: failed_ids(fresh), 60, "the invalid e-mail to fail", fresh)
     page.click("nav >> text=API Queue")
     row = page.locator("#item-list tr", has_text=crm_id)
@@ -97,7 +106,7 @@ def test_fix_a_failed_items_payload_and_see_it_disappear(page: Any, fresh: Stack
     shot(page, "failed-item.png")
     page.click("#edit")
     fields = page.locator("#fields")
-    fields.fill(fields.input_value().replace("grace.example.com", "grace@example.com"))
+    fields.fill(fields.input_value().replace("grace@exmaple.com", "grace@example.com"))
     page.click("#save")
     page.wait_for_selector("text=saved and sent for reprocessing")
 
@@ -200,7 +209,8 @@ def test_bulk_reprocess_with_progress(page: Any, fresh: Stack) -> None:
 
 def test_dashboard_screenshot(page: Any, fresh: Stack) -> None:
     contacts(fresh, "d1@example.com", "d2@example.com")
-    contacts(fresh, "broken.example.com")
+    refuse_next_email(fresh)
+    contacts(fresh, "broken@exmaple.com")
     wait_until(lambda: failed_ids(fresh), 60, "one Failed item for the dashboard", fresh)
     page.goto("/")
     page.wait_for_selector("text=Webhook Queue")
