@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +200,21 @@ class GatewayClient:
         body = self._check(self._request("GET", "/events", params=params), "GET", "/events")
         return body.get("events", []), (body.get("meta") or {}).get("cursors", {}).get("after")
 
+
+    def iter_resources(self, resource: str, params: dict[str, Any] | None = None, *,
+                       limit: int = 500) -> Iterator[dict[str, Any]]:
+        """Every ``resource`` the list endpoint returns for ``params`` (e.g.
+        ``{"customer": "CU1"}``), one page of up to 500 in memory at a time, following
+        ``meta.cursors.after`` (https://developer.gocardless.com/api-reference/#overview-cursor-pagination)."""
+        query: dict[str, Any] = {**(params or {}), "limit": limit}
+        path = f"/{resource}"
+        while True:
+            body = self._check(self._request("GET", path, params=query), "GET", path)
+            yield from body.get(resource, [])
+            after = (body.get("meta") or {}).get("cursors", {}).get("after")
+            if not after:
+                return
+            query["after"] = after
 
 # Features GoCardless gates per merchant: the reason it answers 403 with, and the endpoint,
 # say which feature was missing; its own message is generic. Sources: the API reference's

@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -356,21 +356,32 @@ class SalesforceClient:
                       since: datetime) -> list[dict[str, Any]]:
         """Every record of ``sobject`` with ``SystemModstamp >= since``, deleted ones included
         (``queryAll``), oldest first: one call when idle, one more per ``nextRecordsUrl``."""
-        if not all(c.isalnum() or c == "_" for c in sobject + "".join(fields)):
-            raise ValueError("object and field names are API names")
         # SOQL dateTime literal, UTC (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/
         # soql_sosl/sforce_api_calls_soql_select_dateformats.htm).
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        soql = (f"SELECT {', '.join(fields)} FROM {sobject} "  # noqa: S608
-                f"WHERE SystemModstamp >= {stamp} ORDER BY SystemModstamp ASC")
-        page = self._call(lambda sf: sf.query(soql, include_deleted=True))
-        records = list(page.get("records") or [])
+        return list(self.iter_records(sobject, fields, where=f"SystemModstamp >= {stamp}",
+                                      order_by="SystemModstamp ASC", include_deleted=True))
+
+    def iter_records(self, sobject: str, fields: Sequence[str], *, where: str | None = None,
+                     order_by: str | None = None,
+                     include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """The records of ``sobject`` matching ``where`` (a SOQL condition), one page in
+        memory at a time: one call per page of up to 2,000 records, following
+        ``nextRecordsUrl`` (``query`` / ``queryAll`` with ``include_deleted``)."""
+        if not all(c.isalnum() or c == "_" for c in sobject + "".join(fields)):
+            raise ValueError("object and field names are API names")
+        soql = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608
+        if where:
+            soql += f" WHERE {where}"
+        if order_by:
+            soql += f" ORDER BY {order_by}"
+        page = self._call(lambda sf: sf.query(soql, include_deleted=include_deleted))
+        yield from page.get("records") or []
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             url = str(page["nextRecordsUrl"])
-            page = self._call(lambda sf, u=url: sf.query_more(u, identifier_is_url=True,
-                                                               include_deleted=True))
-            records.extend(page.get("records") or [])
-        return records
+            page = self._call(lambda sf, u=url: sf.query_more(
+                u, identifier_is_url=True, include_deleted=include_deleted))
+            yield from page.get("records") or []
 
 
 def _collection_calls(writes: Sequence[CrmWrite]) -> list[list[int]]:
