@@ -6,6 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from app.background import API_QUEUE, PROCESS_API_ITEMS, new_job_ids
 from app.config import Settings
 from app.errors import ValidationFailed
@@ -95,24 +97,44 @@ def _has_gateway_effect(change: dict[str, Any]) -> bool:
                for f in (CRM_SORT_CODE, CRM_ACCOUNT_NUMBER))
 
 
-def submit(rt: Runtime, changes: list[dict[str, Any]]) -> list[QueueItem]:
+def screen(rt: Runtime, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The intake rules on validated changes (operation aliases, bank details), before any
+    write: raises ``ValidationFailed`` naming the change; returns the changes to store."""
     for change in changes:
         change["operation"] = OPERATION_ALIASES.get(change["operation"], change["operation"])
-    s = rt.settings
-    screen_bank_details(s, changes)
+    screen_bank_details(rt.settings, changes)
     kept = [c for c in changes if _has_gateway_effect(c)]
     if len(kept) < len(changes):
         log.info("bank account changes left to the bank-account API",
                  extra={"changes": len(changes) - len(kept)})
-    changes = kept
-    job_ids = (new_job_ids(len(changes), s.batch_size) if s.api_queue_mode == "immediate"
-               else None)
-    items = service.accept_changes(rt.db, changes, dispatch_job_ids=job_ids,
-                                   batch_size=s.batch_size)
-    if job_ids:
-        assignments: dict[str, list[int]] = {}
-        for item in items:
-            assignments.setdefault(item.job_id or "", []).append(item.id)
+    return kept
+
+
+def store(session: Session, rt: Runtime, changes: list[dict[str, Any]]) -> list[QueueItem]:
+    """Store screened changes in the caller's transaction; ``enqueue`` them after it commits."""
+    s = rt.settings
+    job_ids = (new_job_ids(len(changes), s.batch_size)
+               if s.api_queue_mode == "immediate" and changes else None)
+    return service.store_changes(session, changes, dispatch_job_ids=job_ids,
+                                 batch_size=s.batch_size)
+
+
+def enqueue(rt: Runtime, items: list[QueueItem]) -> None:
+    """Hand committed rows to their jobs (immediate mode); rows without a job wait for the
+    sweep or the dispatcher."""
+    assignments: dict[str, list[int]] = {}
+    for item in items:
+        if item.job_id:
+            assignments.setdefault(item.job_id, []).append(item.id)
+    if assignments:
         enqueue_marked(rt.redis, assignments, queue=API_QUEUE, func=PROCESS_API_ITEMS,
-                       timeout=s.job_timeout)
+                       timeout=rt.settings.job_timeout)
+
+
+def submit(rt: Runtime, changes: list[dict[str, Any]]) -> list[QueueItem]:
+    """Accept a batch of changes whole: screened, stored in one transaction, then enqueued."""
+    kept = screen(rt, changes)
+    with rt.db.transaction() as session:
+        items = store(session, rt, kept)
+    enqueue(rt, items)
     return items

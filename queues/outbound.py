@@ -26,6 +26,7 @@ from xml.etree.ElementTree import Element  # noqa: S405 - the type only; parsing
 import sqlalchemy as sa
 from defusedxml import ElementTree
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.errors import AppError, ValidationFailed
@@ -112,7 +113,9 @@ def _notification(element: Element) -> Notification:
 
 def store(rt: Runtime, notifications: list[Notification]) -> int:
     """Queue the notifications not seen before through the API Queue's intake; returns how
-    many were queued. When this returns, they are committed: only then is Ack sent."""
+    many were queued. The changes, the notification ids and the snapshots commit together,
+    so a resend after a crash is queued once: when this returns they are committed, and
+    only then is Ack sent."""
     with rt.db.transaction() as session:
         ids = [n.id for n in notifications]
         known = set(session.scalars(sa.select(OutboundNotification.notification_id).where(
@@ -121,31 +124,31 @@ def store(rt: Runtime, notifications: list[Notification]) -> int:
         snapshots = {(s.object, s.record_id): dict(s.fields) for s in session.scalars(
             sa.select(CaptureSnapshot).where(CaptureSnapshot.record_id.in_(
                 [n.record_id for n in fresh])))}
-    changes = []
-    for n in fresh:
-        previous = snapshots.get((n.object, n.record_id))
-        change = {"object": n.object, "record_id": n.record_id, "fields": n.fields,
-                  "operation": "update" if previous is not None else "insert",
-                  "previous_fields": previous}
-        try:
-            changes.append(ChangeSchema().load(change))
-        except ValidationError as exc:
-            raise ValidationFailed(f"notification {n.id}: invalid change",
-                                   details={"fields": exc.normalized_messages()}) from exc
-        snapshots[(n.object, n.record_id)] = n.fields
-    queued = len(intake.submit(rt, changes)) if changes else 0
-    _remember(rt, fresh)
-    return queued
-
-
-def _remember(rt: Runtime, fresh: list[Notification]) -> None:
-    now = utcnow()
-    with rt.db.transaction() as session:
+        changes = []
         for n in fresh:
-            session.merge(OutboundNotification(notification_id=n.id, received_at=now))
-            snapshot = session.get(CaptureSnapshot, (n.object, n.record_id))
-            if snapshot is None:
-                session.add(CaptureSnapshot(object=n.object, record_id=n.record_id,
-                                            modstamp=now, fields=n.fields, deleted=False))
-            else:
-                snapshot.fields = n.fields
+            previous = snapshots.get((n.object, n.record_id))
+            change = {"object": n.object, "record_id": n.record_id, "fields": n.fields,
+                      "operation": "update" if previous is not None else "insert",
+                      "previous_fields": previous}
+            try:
+                changes.append(ChangeSchema().load(change))
+            except ValidationError as exc:
+                raise ValidationFailed(f"notification {n.id}: invalid change",
+                                       details={"fields": exc.normalized_messages()}) from exc
+            snapshots[(n.object, n.record_id)] = n.fields
+        items = intake.store(session, rt, intake.screen(rt, changes))
+        _remember(session, fresh)
+    intake.enqueue(rt, items)
+    return len(items)
+
+
+def _remember(session: Session, fresh: list[Notification]) -> None:
+    now = utcnow()
+    for n in fresh:
+        session.merge(OutboundNotification(notification_id=n.id, received_at=now))
+        snapshot = session.get(CaptureSnapshot, (n.object, n.record_id))
+        if snapshot is None:
+            session.add(CaptureSnapshot(object=n.object, record_id=n.record_id,
+                                        modstamp=now, fields=n.fields, deleted=False))
+        else:
+            snapshot.fields = n.fields

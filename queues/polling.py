@@ -12,8 +12,9 @@ protection). What is left goes through the same validation and intake as
 ``POST /api/v1/queue``, oldest first. Watermarks and snapshots live in the database, so a
 restart or a Redis flush resumes where the last poll stopped.
 
-Delivery is at least once: the changes are committed before the snapshots, so a crash in
-between queues them again on the next poll rather than losing them.
+Each change is taken in exactly once: the queued changes, the snapshots and the watermark
+commit in one transaction, so a crash anywhere before that commit leaves all three as they
+were and the next poll reads the same records again; after it, the snapshots drop them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.errors import ValidationFailed
@@ -36,7 +38,6 @@ from queues.schemas import ChangeSchema
 
 log = logging.getLogger(__name__)
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp", "LastModifiedById")
-INTAKE_BATCH = 200  # what one POST /api/v1/queue takes
 
 
 def polled_objects() -> list[ObjectMap]:
@@ -72,9 +73,13 @@ def poll_object(rt: Runtime, obj: ObjectMap, own_user_id: str) -> int:
     with rt.db.transaction() as session:
         snapshots = _snapshots(session, obj.name, [str(r["Id"]) for r in records])
     changes, seen = derive(obj, records, snapshots, own_user_id, since)
-    queued = _submit(rt, changes)
+    valid = _screened(rt, changes)
     newest = max([watermark, *(stamp(str(r["SystemModstamp"])) for r in records)])
-    _remember(rt, obj.name, seen, newest, now)
+    with rt.db.transaction() as session:
+        items = intake.store(session, rt, valid)
+        _remember(session, obj.name, seen, newest, now)
+    intake.enqueue(rt, items)
+    queued = len(items)
     if changes:
         log.info("polled changes", extra={"object": obj.name, "records": len(records),
                                           "changes": len(changes), "queued": queued})
@@ -139,45 +144,29 @@ def _change(obj: ObjectMap, record_id: str, fields: dict[str, Any], deleted: boo
             "fields": fields, "previous_fields": previous}
 
 
-def _valid(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The endpoint's own validation, change by change: one bad record must not hold back
-    the others. A refused change is logged by record id and field names, never values."""
+def _screened(rt: Runtime, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The endpoint's validation and intake's rules, change by change: one bad record must
+    not hold back the others. A refused change is logged by record id and field names or
+    error code, never values; its snapshot is still kept, so it is not read again."""
     kept = []
     for change in changes:
+        where = {"object": change["object"], "record_id": change["record_id"]}
         try:
-            kept.append(ChangeSchema().load(change))
+            kept += intake.screen(rt, [ChangeSchema().load(change)])
         except ValidationError as exc:
             log.warning("polled change refused by validation",
-                        extra={"object": change["object"], "record_id": change["record_id"],
-                               "fields": sorted(exc.normalized_messages())})
+                        extra={**where, "fields": sorted(exc.normalized_messages())})
+        except ValidationFailed as exc:
+            log.warning("polled change refused at intake", extra={**where, "code": exc.code})
     return kept
 
 
-def _submit(rt: Runtime, changes: list[dict[str, Any]]) -> int:
-    valid = _valid(changes)
-    queued = 0
-    for start in range(0, len(valid), INTAKE_BATCH):
-        batch = valid[start:start + INTAKE_BATCH]
-        try:
-            queued += len(intake.submit(rt, batch))
-        except ValidationFailed:
-            for change in batch:  # find the one intake refuses; queue the rest, in order
-                try:
-                    queued += len(intake.submit(rt, [change]))
-                except ValidationFailed as exc:
-                    log.warning("polled change refused at intake",
-                                extra={"object": change["object"],
-                                       "record_id": change["record_id"], "code": exc.code})
-    return queued
-
-
-def _remember(rt: Runtime, name: str, seen: dict[str, CaptureSnapshot], newest: datetime,
-              now: datetime) -> None:
-    with rt.db.transaction() as session:
-        for snapshot in seen.values():
-            session.merge(snapshot)
-        mark = session.get(CaptureWatermark, name)
-        if mark is None:
-            session.add(CaptureWatermark(object=name, modstamp=newest, polled_at=now))
-        else:
-            mark.modstamp, mark.polled_at = max(mark.modstamp, newest), now
+def _remember(session: Session, name: str, seen: dict[str, CaptureSnapshot],
+              newest: datetime, now: datetime) -> None:
+    for snapshot in seen.values():
+        session.merge(snapshot)
+    mark = session.get(CaptureWatermark, name)
+    if mark is None:
+        session.add(CaptureWatermark(object=name, modstamp=newest, polled_at=now))
+    else:
+        mark.modstamp, mark.polled_at = max(mark.modstamp, newest), now

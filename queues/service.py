@@ -64,28 +64,39 @@ def _lock_records(session: Session, records: Iterable[tuple[str, str]]) -> None:
 def accept_changes(db: Database, changes: Sequence[dict[str, Any]], *,
                    dispatch_job_ids: Sequence[str] | None = None,
                    batch_size: int = 50) -> list[QueueItem]:
-    """Store a whole batch of validated changes (all or nothing) before anything else happens.
+    """Store a whole batch of validated changes (all or nothing) in a transaction of its own;
+    see ``store_changes``."""
+    with db.transaction() as session:
+        return store_changes(session, changes, dispatch_job_ids=dispatch_job_ids,
+                             batch_size=batch_size)
+
+
+def store_changes(session: Session, changes: Sequence[dict[str, Any]], *,
+                  dispatch_job_ids: Sequence[str] | None = None,
+                  batch_size: int = 50) -> list[QueueItem]:
+    """Store validated changes before anything else happens, in the caller's transaction, so
+    what the caller records beside them (capture snapshots, notification ids) commits with
+    them or not at all.
 
     With ``dispatch_job_ids`` (immediate mode) the rows are marked as handed to those jobs,
     ``batch_size`` rows per job, in the same transaction; the caller enqueues after commit.
     """
     now = utcnow()
-    with db.transaction() as session:
-        _lock_records(session, ((c["object"], c["record_id"]) for c in changes))
-        items = []
-        for index, change in enumerate(changes):
-            op = change["operation"]
-            key = (insert_idempotency_key(change["object"], change["record_id"])
-                   if op == "insert" else f"pb-{uuid.uuid4().hex}")
-            job_id = dispatch_job_ids[index // batch_size] if dispatch_job_ids else None
-            items.append(QueueItem(
-                object=change["object"], record_id=change["record_id"], operation=op,
-                fields=change["fields"], previous_fields=change.get("previous_fields"),
-                status=PENDING, idempotency_key=key, next_attempt_at=now, error_log=[],
-                dispatched_at=now if job_id else None, job_id=job_id,
-            ))
-        session.add_all(items)
-        session.flush()
+    _lock_records(session, ((c["object"], c["record_id"]) for c in changes))
+    items = []
+    for index, change in enumerate(changes):
+        op = change["operation"]
+        key = (insert_idempotency_key(change["object"], change["record_id"])
+               if op == "insert" else f"pb-{uuid.uuid4().hex}")
+        job_id = dispatch_job_ids[index // batch_size] if dispatch_job_ids else None
+        items.append(QueueItem(
+            object=change["object"], record_id=change["record_id"], operation=op,
+            fields=change["fields"], previous_fields=change.get("previous_fields"),
+            status=PENDING, idempotency_key=key, next_attempt_at=now, error_log=[],
+            dispatched_at=now if job_id else None, job_id=job_id,
+        ))
+    session.add_all(items)
+    session.flush()
     return items
 
 

@@ -15,6 +15,7 @@ from simple_salesforce import Salesforce
 
 from app.clients.salesforce import CrmWrite
 from app.runtime import Runtime
+from queues import polling as polling_module
 from queues.capture_models import CaptureWatermark
 from queues.models import QueueItem
 from queues.polling import poll_changes, polled_objects
@@ -108,3 +109,26 @@ def test_idle_polling_costs_one_call_per_object(polling: Any) -> None:
     poll_changes(rt)
     stats = http.get(f"{url}/sim/stats").json()
     assert stats["api_usage"]["used"] == len(polled_objects())
+
+
+class Crash(RuntimeError):
+    """The step dying between storing the changes and remembering what it saw."""
+
+
+def test_a_crash_before_the_snapshots_loses_nothing_and_queues_once(
+        polling: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt, user, _http, _url = polling
+    poll_changes(rt)
+    record_id = user.Contact.create({"LastName": "Crash", "Email": "crash@example.com"})["id"]
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(polling_module, "_remember", crash)
+        with pytest.raises(Crash):
+            poll_changes(rt)
+    assert _rows(rt) == []  # nothing half-taken: the changes went with the snapshots
+    assert poll_changes(rt) == 1  # nothing lost: the watermark did not move either
+    assert poll_changes(rt) == 0
+    assert [r[:2] for r in _rows(rt)] == [(record_id, "insert")]

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app.runtime import Runtime
 from app.web import create_app
+from queues import outbound
 from queues.models import QueueItem
 
 ORG = "00D000000000001EAA"
@@ -94,3 +95,20 @@ def test_no_org_configured_refuses_everything(rt: Runtime) -> None:
         status, _ = _post(soap, envelope(ORG, [("04l000000000004AAA", "003000000000003AAA",
                                                 {"LastName": "Nobody"})]))
     assert status == 403
+
+
+def test_a_crash_before_the_ids_are_kept_queues_the_resend_once(
+        org_rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = envelope(ORG, [("04l000000000009AAA", "003000000000009AAA", {"LastName": "Once"})])
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the step died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(outbound, "_remember", crash)
+        with pytest.raises(RuntimeError):
+            outbound.store(org_rt, outbound.parse(body, ORG))
+    assert _rows(org_rt) == []  # no Ack was sent, so Salesforce resends it
+    assert outbound.store(org_rt, outbound.parse(body, ORG)) == 1
+    assert outbound.store(org_rt, outbound.parse(body, ORG)) == 0
+    assert [r[:2] for r in _rows(org_rt)] == [("003000000000009AAA", "insert")]
