@@ -343,3 +343,24 @@ def modulus_check_table(path: str, substitutions: str | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.group()
+def salesforce() -> None:
+    """Getting a Salesforce org ready for Paybridge."""
+
+
+@salesforce.command("metadata")
+@click.argument("outdir", type=click.Path(file_okay=False, writable=True))
+def salesforce_metadata(outdir: str) -> None:
+    """Write the custom objects and fields the mapping needs, as Salesforce DX source
+    (picklist labels from STATUS_LABELS); deploy them with `sf project deploy start`."""
+    from pathlib import Path
+
+    from app import salesforce_metadata as generator
+
+    labels = Settings.from_env().status_labels
+    written = generator.write(Path(outdir), labels)
+    click.echo(f"wrote {len(written)} files under {outdir}; deploy them with:")
+    click.echo(f"  cd {outdir} && sf project deploy start --manifest manifest/package.xml "
+               "--target-org <alias>")

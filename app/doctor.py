@@ -155,7 +155,8 @@ def _object(rt: Runtime, obj: ObjectMap) -> Check:
     except PartnerError as exc:
         return Check(name, FAIL, f"cannot describe {obj.sobject}: {exc}",
                      "deploy the objects and fields the mapping needs (`paybridge salesforce "
-                     "metadata`), and give the integration user access to them")
+                     "metadata OUTDIR`, then `sf project deploy start`), and give the "
+                     "integration user access to them")
     fields = {f["name"]: f for f in described.get("fields") or []}
     # Read from the CRM (triggers send them); written back or when a record is made.
     written = set(obj.writeback.values()) | {GATEWAY_ID_FIELD, LAST_EVENT_FIELD,
@@ -168,7 +169,8 @@ def _object(rt: Runtime, obj: ObjectMap) -> Check:
                      | written - set(fields))
     if missing:
         return Check(name, FAIL, f"missing fields: {', '.join(missing)}",
-                     "deploy them and grant the integration user field-level access")
+                     "deploy them (`paybridge salesforce metadata OUTDIR`, then `sf project "
+                     "deploy start`) and grant the integration user field-level access")
     locked = sorted(f for f in written if not fields[f].get("updateable"))
     if locked:
         return Check(name, FAIL, f"not writable by the integration user: {', '.join(locked)}",

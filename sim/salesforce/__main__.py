@@ -35,10 +35,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[SimConfig, bool]:
     parser.add_argument("--password", default=None)
     parser.add_argument("--session-ttl", type=float, default=config.session_ttl,
                         help="seconds an access token stays valid")
+    parser.add_argument("--metadata-dir", default=config.metadata_dir,
+                        help="serve the objects and fields of this Salesforce DX project")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     for name in ("host", "port", "cert_dir", "trigger_url", "trigger_api_key", "daily_limit",
-                 "client_id", "client_secret", "session_ttl"):
+                 "client_id", "client_secret", "session_ttl", "metadata_dir"):
         setattr(config, name, getattr(args, name))
     if args.username and args.password:
         config.users = {args.username: args.password}

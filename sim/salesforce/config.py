@@ -46,6 +46,9 @@ class SimConfig:
     # Salesforce's generic login hosts: they refuse the client-credentials grant (only the
     # org's My Domain host takes it). Any other host the emulator is reached by is its own.
     login_hosts: tuple[str, ...] = ("login.salesforce.com", "test.salesforce.com")
+    # A Salesforce DX project (``paybridge salesforce metadata`` writes one) whose objects
+    # and fields replace the built-in declaration (sim.salesforce.metadata_source).
+    metadata_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SimConfig:

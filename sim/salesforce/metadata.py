@@ -223,9 +223,12 @@ SOBJECTS: tuple[SObjectSpec, ...] = (
             FieldSpec("Amount__c", "currency"),
             FieldSpec("Total_Amount_Confirmation__c", "currency"),
             _text("Reference__c"),
+            # A refund's statuses (GoCardless API reference, Refunds, "status":
+            # https://developer.gocardless.com/api-reference#core-endpoints-refunds): no
+            # customer approval step, unlike payments and mandates.
             _status(
-                "Created", "Pending Customer Approval", "Pending Submission", "Submitted",
-                "Paid", "Cancelled", "Bounced", "Funds Returned",
+                "Created", "Pending Submission", "Submitted", "Paid", "Cancelled", "Bounced",
+                "Funds Returned",
             ),
             *_SYNC_FIELDS,
         ),

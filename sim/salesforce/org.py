@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.salesforce import validation
+from sim.salesforce import metadata_source, validation
 from sim.salesforce.auth import Auth, User
 from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
@@ -60,7 +60,8 @@ class Org:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
-        self.schema = Schema.from_mapping()
+        self.schema = (Schema.declared(metadata_source.load(config.metadata_dir))
+                       if config.metadata_dir else Schema.declared())
         self.ids = IdFactory()
         self.store = RecordStore(self.schema, self.ids)
         self.auth = Auth(config, self.ids)

@@ -44,6 +44,7 @@ def test_each_problem_is_named_with_its_fix(emulators) -> None:
     assert "SALESFORCE_API_VERSION" in checks["salesforce API version"].fix
     contact = checks["salesforce Contact"]
     assert contact.outcome == doctor.FAIL and "Loyalty_Tier__c" in contact.detail
+    assert "paybridge salesforce metadata" in contact.fix
     # A refused login stops the org checks, with Salesforce's reason.
     refused = Runtime(replace(rt.settings, salesforce_client_secret="not-the-secret"))
     checks = {c.name: c for c in doctor.run(refused)}

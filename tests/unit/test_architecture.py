@@ -54,8 +54,8 @@ def test_import_contracts_hold() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _sobject(obj: ObjectMap) -> SObjectType:
-    found = SCHEMA.get(obj.sobject)
+def _sobject(obj: ObjectMap, schema: Schema) -> SObjectType:
+    found = schema.get(obj.sobject)
     assert found is not None, f"{obj.name}: the org has no sObject {obj.sobject}"
     assert found.name == obj.sobject, f"{obj.name}: the org spells it {found.name}"
     return found
@@ -101,9 +101,10 @@ def _write_types(obj: ObjectMap, gateway_field: str) -> tuple[frozenset[str] | s
     return TEXT_TYPES - {"picklist"}, f"gateway text {gateway_field} written back"
 
 
-def mapping_problems(obj: ObjectMap) -> list[str]:
-    """Every way ``obj`` disagrees with the org's declared schema (empty: they agree)."""
-    sobject = _sobject(obj)
+def mapping_problems(obj: ObjectMap, schema: Schema = SCHEMA) -> list[str]:
+    """Every way ``obj`` disagrees with the org's schema (empty: they agree); by default the
+    emulator's built-in declaration."""
+    sobject = _sobject(obj, schema)
     problems: list[str] = []
     if sobject.logical != obj.name:
         problems.append(f"{sobject.name}: the org's trigger reports it as {sobject.logical!r}, "
