@@ -24,6 +24,7 @@ PREFIX = "paybridge:metrics"
 COUNTERS = f"{PREFIX}:counters"
 HISTOGRAMS = f"{PREFIX}:histograms"
 SALESFORCE_USAGE = "paybridge:salesforce:api_usage"
+CAPTURE_POLLS = "paybridge:capture:polls"  # per object: calls the last poll spent, and when
 SERIES_TTL = 26 * 3600
 # Seconds from an item's arrival to its end: most take well under a second, retried ones
 # minutes to hours.
@@ -136,6 +137,23 @@ class Telemetry:
             rows = [{}] * minutes
         return [{"minute": first + i, "done": int(row.get(b"done", 0)),
                  "failed": int(row.get(b"failed", 0))} for i, row in enumerate(rows)]
+
+    def capture_poll(self, obj: str, calls: int) -> None:
+        """The Salesforce calls one poll of ``obj`` spent (change capture's cost)."""
+        with contextlib.suppress(redis.RedisError):
+            self.redis.hset(CAPTURE_POLLS, obj, f"{calls} {time.time()}")
+
+    def capture_polls(self) -> dict[str, tuple[int, float]]:
+        """Per object, (calls, unix time) of its last poll; empty when none was seen."""
+        try:
+            raw = self.redis.hgetall(CAPTURE_POLLS)
+        except redis.RedisError:
+            return {}
+        found = {}
+        for obj, value in raw.items():
+            calls, at = value.decode().split()
+            found[obj.decode()] = (int(calls), float(at))
+        return found
 
     def salesforce(self) -> dict[str, float] | None:
         try:

@@ -69,7 +69,9 @@ def poll_object(rt: Runtime, obj: ObjectMap, own_user_id: str) -> int:
         watermark = mark.modstamp if mark is not None else now
     since = watermark - timedelta(seconds=rt.settings.capture_overlap)
     # No transaction is open across the call to Salesforce.
+    calls_before = rt.crm.calls
     records = rt.crm.changed_since(obj.sobject, [*SYSTEM_FIELDS, *captured_fields(obj)], since)
+    rt.telemetry.capture_poll(obj.name, rt.crm.calls - calls_before)
     with rt.db.transaction() as session:
         snapshots = _snapshots(session, obj.name, [str(r["Id"]) for r in records])
     changes, seen = derive(obj, records, snapshots, own_user_id, since)

@@ -2,7 +2,8 @@
 
 Counts come from the database at the moment of asking; throughput and failures per minute
 come from the Redis counters every process bumps (app.telemetry); worker and clock liveness
-from RQ's worker registry and the clock's heartbeat key.
+from RQ's worker registry and the clock's heartbeat key; change capture's cost (polling)
+from the calls each object's last poll spent, beside the org's allocation.
 """
 
 from __future__ import annotations
@@ -76,6 +77,27 @@ def salesforce_usage(rt: Runtime) -> dict[str, Any] | None:
             "seen_at": iso(datetime.fromtimestamp(usage["at"], UTC))}
 
 
+def capture_cost(rt: Runtime, usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What change capture by polling spends: the calls each object's last poll took (one
+    when idle, one more per page of changes), per interval and extrapolated to a day, and
+    that day's share of the org's allocation."""
+    s = rt.settings
+    if s.change_capture != "poll":
+        return None
+    polls = rt.telemetry.capture_polls()
+    per_interval = sum(calls for calls, _at in polls.values())
+    per_day = round(per_interval * 86_400 / s.capture_poll_interval) if polls else None
+    allocation = usage["allocation"] if usage else None
+    return {
+        "interval_seconds": s.capture_poll_interval,
+        "objects": {obj: {"calls": calls, "polled_at": iso(datetime.fromtimestamp(at, UTC))}
+                    for obj, (calls, at) in sorted(polls.items())},
+        "calls_per_interval": per_interval if polls else None, "calls_per_day": per_day,
+        "share_of_allocation": (round(per_day / allocation, 4)
+                                if per_day is not None and allocation else None),
+    }
+
+
 def processes(rt: Runtime) -> dict[str, Any]:
     try:
         workers = [{"name": w.name, "state": str(w.get_state()), "queues": w.queue_names(),
@@ -92,6 +114,7 @@ def processes(rt: Runtime) -> dict[str, Any]:
 
 
 def snapshot(rt: Runtime) -> dict[str, Any]:
+    usage = salesforce_usage(rt)
     return {"generated_at": utcnow().isoformat(),
             "queues": {name: queue_stats(rt, name) for name in QUEUES},
-            "salesforce": salesforce_usage(rt), **processes(rt)}
+            "salesforce": usage, "capture": capture_cost(rt, usage), **processes(rt)}

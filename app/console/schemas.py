@@ -26,6 +26,10 @@ class DashboardSchema(Schema):
     queues = fields.Dict(keys=fields.String(), values=fields.Nested(QueueStatsSchema))
     salesforce = fields.Dict(allow_none=True, metadata={
         "description": "used, allocation, share, seen_at (last Sforce-Limit-Info)"})
+    capture = fields.Dict(allow_none=True, metadata={
+        "description": "CHANGE_CAPTURE=poll only: interval_seconds, objects (calls of each "
+                       "object's last poll, polled_at), calls_per_interval, calls_per_day, "
+                       "share_of_allocation"})
     redis = fields.String()
     workers = fields.List(fields.Dict())
     clock = fields.Dict()
