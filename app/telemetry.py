@@ -141,7 +141,11 @@ class Telemetry:
     def capture_poll(self, obj: str, calls: int) -> None:
         """The Salesforce calls one poll of ``obj`` spent (change capture's cost)."""
         with contextlib.suppress(redis.RedisError):
-            self.redis.hset(CAPTURE_POLLS, obj, f"{calls} {time.time()}")
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(CAPTURE_POLLS, obj, f"{calls} {time.time()}")
+            pipe.hincrby(COUNTERS, _key("capture_polls", {"object": obj}), 1)
+            pipe.hincrby(COUNTERS, _key("capture_calls", {"object": obj}), calls)
+            pipe.execute()
 
     def capture_polls(self) -> dict[str, tuple[int, float]]:
         """Per object, (calls, unix time) of its last poll; empty when none was seen."""

@@ -33,6 +33,10 @@ COUNTERS = {
     "failed": ("paybridge_items_failed", "Items that became Failed", ["queue", "object"]),
     "partner_calls": ("paybridge_partner_calls", "Calls to the gateway and Salesforce",
                       ["partner", "outcome"]),
+    "capture_polls": ("paybridge_capture_polls", "Polls of an object for changes "
+                      "(CHANGE_CAPTURE=poll)", ["object"]),
+    "capture_calls": ("paybridge_capture_calls", "Salesforce calls those polls spent",
+                      ["object"]),
 }
 
 
