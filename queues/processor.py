@@ -50,6 +50,7 @@ from queues.models import STAGE_GATEWAY_DONE, STAGE_NEW, QueueItem
 log = logging.getLogger(__name__)
 PARENT_WAIT_SECONDS = 5.0
 NO_CHANGE = "no gateway field changed"
+DELETED = "ENTITY_IS_DELETED"  # Salesforce's answer to a write onto a deleted record
 
 
 class WaitForParent(Exception):
@@ -343,10 +344,13 @@ def write_back(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> int:
                  if i.stage == STAGE_GATEWAY_DONE]
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         members: dict[tuple[str, str], list[int]] = {}
+        operations: dict[tuple[str, str], set[str]] = {}
         for item in items:
             key = (item.object, item.record_id)
             merged.setdefault(key, {}).update(item.result or {})
             members.setdefault(key, []).append(item.id)
+            operations.setdefault(key, set()).add(item.operation)
+        removals = {k for k, ops in operations.items() if ops == {"delete"}}
         links = _links_of(session, list(merged))
         for key, fields in merged.items():
             obj_name, link = key[0], links.get(key)
@@ -378,14 +382,17 @@ def write_back(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> int:
             _record(ctx, item_id, lease, error=exc, stage="crm")
         return 0
     for key, result in zip(keys, results, strict=True):
-        if result.ok:
+        if result.ok or (result.code == DELETED and key in removals):
+            # A record deleted in the CRM (polling turns that into a delete) has nowhere to
+            # show its removal's result: the gateway step was the whole effect.
             done.extend(members[key])
             continue
         error: PartnerError = (TransientError(f"Salesforce: {result.message}") if result.transient
                                else PermanentError(f"Salesforce: {result.message}"))
         for item_id in members[key]:
             _record(ctx, item_id, lease, error=error, stage="crm")
-    finished = {k for k, r in zip(keys, results, strict=True) if r.ok}
+    finished = {k for k, r in zip(keys, results, strict=True)
+                if r.ok or (r.code == DELETED and k in removals)}
     return _finish(ctx, done, lease, finished | {k for k in merged if not merged[k]})
 
 

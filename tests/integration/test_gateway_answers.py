@@ -98,3 +98,17 @@ def test_features_gocardless_gates_fail_naming_what_the_merchant_must_enable(lin
     assert "payment pages" in errors["Mandate"] and "Billing Requests" in errors["Mandate"]
     assert "custom payment references" in errors["Payment"]
     assert "refunds" in errors["Refund"] and "enable" in errors["Refund"]
+
+
+def test_a_deleted_records_removal_needs_no_write_back(linked) -> None:
+    rt, _gw_url, sf_url, sf = linked
+    crm_id = contact(sf, sf_url)
+    (insert,) = service.accept_changes(rt.db, [change(crm_id)])
+    drain(rt, insert.id)
+    # The record was deleted in the CRM (how polling learns of it): the gateway removes the
+    # customer, and there is no record left to write the answer onto.
+    sf.delete(f"{sf_url}/sim/records/Contact/{crm_id}").raise_for_status()
+    (removal,) = service.accept_changes(rt.db, [change(crm_id, "delete")])
+    drain(rt, removal.id)
+    row = service.get_item_or_archived(rt.db, removal.id)
+    assert done(rt, removal.id), row.error_log
