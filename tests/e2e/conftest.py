@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,15 @@ import requests
 from app.auth import create_key
 from app.config import Settings
 from app.runtime import Runtime
-from app.supervisor import Ports, Proc, emulator_procs, paybridge_procs, start, wait_http
+from app.supervisor import (
+    Ports,
+    Proc,
+    emulator_procs,
+    paybridge_procs,
+    start,
+    stop,
+    wait_http,
+)
 from bench.stack import stop_procs
 from tests.conftest import clean
 
@@ -86,6 +95,19 @@ class Stack:
         self.procs.append(proc)
         start(proc, self.env, self.home / "log")
 
+    def halt(self, *names: str) -> None:
+        """Stop these processes as the supervisor does (SIGTERM, then wait for them)."""
+        procs = [self.proc(n) for n in names]
+        stop(procs)
+        for proc in procs:
+            self.procs.remove(proc)
+
+    def resume(self, *names: str) -> None:
+        """Start these Paybridge processes again, as `paybridge run` starts them."""
+        for proc in paybridge_procs(self.ports, 2):
+            if proc.name in names:
+                self.start_proc(proc)
+
     def logs(self) -> str:
         out = []
         for path in sorted((self.home / "log").glob("*.log")):
@@ -106,31 +128,37 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = 
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str,
-          redis_url: str) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(home: Path, database_url: str, redis_url: str,
+                  extra_env: dict[str, str] | None = None,
+                  prepare: Callable[[Stack], None] | None = None) -> Iterator[Stack]:
+    """Both emulators, then Paybridge (gunicorn, two workers, the clock) on ``extra_env``
+    over the fast defaults. ``prepare`` runs once the emulators answer and before Paybridge
+    starts: it may add to ``stack.env`` what only the emulators can tell (the org id)."""
     ports = Ports(free_port(), free_port(), free_port())
     env = {**os.environ, **FAST_ENV, "PAYBRIDGE_HOME": str(home), "DATABASE_URL": database_url,
            "REDIS_URL": redis_url, "PORT": str(ports.web),
            "SALESFORCE_LOGIN_URL": f"https://127.0.0.1:{ports.salesforce}",
            "SALESFORCE_CA_BUNDLE": str(home / "sim-salesforce" / "ca.pem"),
-           "GATEWAY_URL": f"http://127.0.0.1:{ports.gateway}"}
+           "GATEWAY_URL": f"http://127.0.0.1:{ports.gateway}", **(extra_env or {})}
     settings = Settings.from_env(env)
     rt = Runtime(settings)
     clean(rt)
     with rt.db.transaction() as s:
         trigger_key = create_key(s, "salesforce-emulator", "trigger")[1]
     env["GATEWAY_ACCESS_TOKEN"] = settings.gateway_access_token
-    procs = emulator_procs(home, ports, trigger_key, settings) + paybridge_procs(ports, 2)
     st = Stack(home, env, ports, rt, [])
     try:
-        for proc in procs:
+        for proc in emulator_procs(home, ports, trigger_key, settings):
             st.start_proc(proc)
-        wait_http(f"{st.web}/healthz", 60)
         wait_http(f"{st.gw}/sim/stats", 60)
         wait_until(lambda: (home / "sim-salesforce" / "ca.pem").exists(), 30, "emulator CA")
         wait_http(f"{st.sf}/sim/health", 60, verify=env["SALESFORCE_CA_BUNDLE"])
+        if prepare is not None:
+            prepare(st)
+        for proc in paybridge_procs(ports, 2):
+            st.start_proc(proc)
+        wait_http(f"{st.web}/healthz", 60)
     except BaseException:
         stop_procs(st.procs)
         print(st.logs())
@@ -147,6 +175,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str,
             rt.db.dispose()
             if "redis" in rt.__dict__:
                 rt.redis.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str,
+          redis_url: str) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), database_url, redis_url) as st:
+        yield st
 
 
 @pytest.fixture
