@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from app.clients.errors import InvalidStateError, PartnerError, TransientError
+from app.clients.errors import PartnerError, PermanentError, TransientError
 from app.clients.gateway import GatewayClient
 from app.clients.salesforce import SalesforceClient
 from app.db import Database
@@ -127,7 +127,7 @@ def create_account(gateway: GatewayClient, details: BankDetails, holder: str,
         if created.already_existed:
             return created.resource, "already at the gateway (an earlier attempt made it)"
         return created.resource, "created through the bank-account API"
-    except InvalidStateError as exc:
+    except PermanentError as exc:
         existing = _existing_account(exc)
         if existing is None:
             raise gateway_answer(exc) from exc
@@ -140,12 +140,14 @@ def create_account(gateway: GatewayClient, details: BankDetails, holder: str,
     return resource, "already at the gateway (same customer and details)"
 
 
-def _existing_account(exc: InvalidStateError) -> str | None:
-    if exc.reason != "bank_account_exists":
-        return None
+def _existing_account(exc: PermanentError) -> str | None:
+    """The account a 409 ``bank_account_exists`` names in ``links.customer_bank_account``.
+    GoCardless sends it as ``validation_failed`` (the official client's fixture
+    validation_failed_duplicate_bank_account_error.json); the reason, not the type, decides."""
     for item in (exc.details or {}).get("errors") or []:
-        found = (item.get("links") or {}).get("customer_bank_account") if isinstance(
-            item, dict) else None
+        if not isinstance(item, dict) or item.get("reason") != "bank_account_exists":
+            continue
+        found = (item.get("links") or {}).get("customer_bank_account")
         if found:
             return str(found)
     return None

@@ -255,7 +255,7 @@ def _cancel(gw: GatewayClient, obj: ObjectMap, gateway_id: str) -> dict[str, Any
         try:
             return gw.delete(obj.resource, gateway_id)
         except PermanentError as exc:
-            # GoCardless answers a removed customer with 410 Gone (customer_data_removed):
+            # GoCardless answers a removed customer with 410 Gone (customer_removed):
             # a retry after a lost answer finds the removal it asked for already done.
             if exc.status == 410:
                 return {"id": gateway_id}

@@ -6,8 +6,11 @@ carry the gateway's own message; a 409 ``idempotent_creation_conflict`` is not a
 but the answer to a create that already happened, so ``create`` returns the existing resource.
 A 409 without that ``links.conflicting_resource_id`` (the earlier request with the same
 Idempotency-Key still in progress, or any other conflict with no state reason) is transient:
-the retry, with the same key, gets the resource. Other ``invalid_state`` 409s (e.g.
-``bank_account_exists``) stay InvalidStateError.
+the retry, with the same key, gets the resource. A 409 that names a reason of its own stays
+permanent: ``invalid_state`` ones are InvalidStateError, and GoCardless answers a duplicate
+bank account with a ``validation_failed`` 409 ``bank_account_exists`` (the official client
+raises ValidationFailedError for it), a PermanentError whose details keep the link to the
+existing account.
 """
 
 from __future__ import annotations
@@ -253,10 +256,13 @@ _UNSETTLED_CONFLICTS = frozenset({"idempotent_creation_conflict", "conflict"})
 
 def _unsettled_conflict(details: dict[str, Any]) -> bool:
     """True for a 409 that retrying can settle: one with no ``conflicting_resource_id`` to
-    return (``create`` handles those first) and no other ``invalid_state`` reason, such as
-    ``bank_account_exists``, which stays an InvalidStateError for the caller to read."""
-    if details.get("type") != "invalid_state":
-        return True
+    return (``create`` handles those first) and no reason of its own, such as
+    ``bank_account_exists``, which stays permanent for the caller to read. A
+    ``validation_failed`` 409 is never settled by a retry: GoCardless asks for other input
+    (https://developer.gocardless.com/api-reference/#api-usage-errors; the official
+    client's fixture validation_failed_duplicate_bank_account_error.json is one)."""
+    if details.get("type") == "validation_failed":
+        return False
     reasons = {e.get("reason") for e in details.get("errors") or [] if isinstance(e, dict)}
     return reasons - {None} <= _UNSETTLED_CONFLICTS
 

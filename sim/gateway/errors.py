@@ -76,19 +76,14 @@ def not_found(resource_type: str, resource_id: str) -> ApiError:
 
 
 def gone(resource_type: str, resource_id: str) -> ApiError:
-    """410 for a removed customer, as GoCardless answers after a data removal."""
-    return ApiError(
-        410,
-        "invalid_api_usage",
-        "The requested resource has been removed",
-        [
-            {
-                "reason": "customer_data_removed",
-                "message": f"The {resource_type} resource {resource_id} has been removed",
-            }
-        ],
-        "customer_data_removed",
-    )
+    """410 for a removed customer, in the words of GoCardless's own example body (the
+    official client's fixture, github.com/gocardless/gocardless-pro-python
+    tests/fixtures/customer_gone.json: reason ``customer_removed``, documentation anchor
+    ``customer_data_removed``)."""
+    message = "This customer data has been removed"
+    return ApiError(410, "invalid_api_usage", message,
+                    [{"reason": "customer_removed", "message": message}],
+                    "customer_data_removed")
 
 
 def validation_failed(errors: list[FieldError]) -> ApiError:
@@ -109,6 +104,19 @@ def invalid_state(
     if links:
         item["links"] = links
     return ApiError(status, "invalid_state", message, [item], reason)
+
+
+def bank_account_exists(existing_id: str) -> ApiError:
+    """409 for a duplicate bank account. GoCardless types it ``validation_failed``, not
+    ``invalid_state``, and names the existing account in ``links.customer_bank_account``
+    (github.com/gocardless/gocardless-pro-python
+    tests/fixtures/validation_failed_duplicate_bank_account_error.json; the API reference's
+    customer bank accounts section: "the ID of which will be provided as
+    links[customer_bank_account] in the error response")."""
+    message = "Bank account already exists"
+    return ApiError(409, "validation_failed", message,
+                    [{"reason": "bank_account_exists", "message": message,
+                      "links": {"customer_bank_account": existing_id}}], "bank_account_exists")
 
 
 def idempotent_conflict(resource_id: str) -> ApiError:

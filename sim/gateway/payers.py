@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from .engine import Engine
-from .errors import invalid_state
+from .errors import bank_account_exists, invalid_state
 from .lifecycles import MANDATE_CHARGEABLE, TRANSITIONS
 from .store import BankDetails, Record, random_code
 from .validation import Validator
@@ -160,10 +160,7 @@ def create_bank_account(engine: Engine, data: dict[str, Any], key: str | None) -
         existing = store.find("customer_bank_accounts", store.bank_fingerprints.get(
             fingerprint, ""))
         if existing is not None and existing.data["enabled"]:
-            raise invalid_state("bank_account_exists",
-                                "This customer already has an enabled bank account with these "
-                                "details", status=409,
-                                links={"customer_bank_account": existing.id})
+            raise bank_account_exists(existing.id)
         digits = details.iban or details.account_number or ""
         name_index = int(_fingerprint(details)[:8], 16) % len(BANK_NAMES)
         public = {

@@ -32,7 +32,7 @@ def test_a_repeated_customer_removal_answered_410_is_success(linked) -> None:
     drain(rt, insert.id)
     assert done(rt, insert.id)
     # The removal happens at the gateway but its answer is lost; the retry is answered 410
-    # Gone ("customer_data_removed"), which says the removal the row asked for is done.
+    # Gone ("customer_removed"), which says the removal the row asked for is done.
     requests.post(f"{gw_url}/sim/faults", json={"fail_next": [
         {"status": 503, "method": "DELETE", "path_prefix": "/customers",
          "after_effect": True}]}, timeout=10).raise_for_status()

@@ -227,7 +227,9 @@ def test_customer_create_get_update_remove(gw: Gateway) -> None:
     removed = gw.call("DELETE", f"/customers/{customer['id']}")
     assert removed.status_code == 200
     gone = error_of(gw.get(f"/customers/{customer['id']}"), 410)
-    assert gone["errors"][0]["reason"] == "customer_data_removed"
+    # The official client's fixture customer_gone.json (tests/contract/recorded/errors).
+    assert gone["type"] == "invalid_api_usage"
+    assert gone["errors"][0]["reason"] == "customer_removed"
     assert gw.get("/customers").json()["customers"] == []
 
     missing = error_of(gw.get("/customers/CU000000000000"), 404)
@@ -260,6 +262,8 @@ def test_bank_account_create_validate_update_disable(gw: Gateway) -> None:
         "account_holder_name": "Ada", "account_number": ACCOUNT_NUMBER,
         "branch_code": SORT_CODE, "country_code": "GB", "links": {"customer": customer["id"]}}}),
         409)
+    # validation_failed, as in the official client's fixture (tests/contract/recorded/errors).
+    assert duplicate["type"] == "validation_failed"
     assert duplicate["errors"][0]["reason"] == "bank_account_exists"
     assert duplicate["errors"][0]["links"]["customer_bank_account"] == account["id"]
 
