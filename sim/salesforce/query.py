@@ -2,7 +2,11 @@
 
 Results come in batches of 2000, like the real API: a longer result answers ``done: false``
 with a ``nextRecordsUrl`` to fetch the rest from (each fetch is one more API call).
-``queryAll`` also returns deleted records.
+``queryAll`` also returns deleted records (``IsDeleted`` true), and its ``nextRecordsUrl``
+says ``query`` too: "Although the nextRecordsUrl has query in the URL, it still provides
+remaining results from the initial QueryAll request. The remaining results include deleted
+records that matched the initial query" (REST API Developer Guide, "QueryAll":
+https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm).
 """
 
 from __future__ import annotations

@@ -240,3 +240,20 @@ def test_more_ids_than_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
             integration_sf(http, base).Contact.updated(now - timedelta(minutes=5),
                                                        now + timedelta(minutes=2))
         assert error_of(refused)["errorCode"] == "EXCEEDED_ID_LIMIT"
+
+
+# -- REST queryAll ------------------------------------------------------------------------------
+
+
+def test_query_all_pages_keep_deleted_records_behind_a_query_url(
+        sf: Salesforce, http: requests.Session, org: tuple[str, str]) -> None:
+    ids = make_contacts(http, org[0], 2_100)
+    for gone in ids[-5:]:
+        http.delete(f"{org[0]}/sim/records/Contact/{gone}", timeout=10).raise_for_status()
+    soql = "SELECT Id, IsDeleted, SystemModstamp FROM Contact ORDER BY LastName"
+    first = sf.query(soql, include_deleted=True)
+    assert (first["totalSize"], first["done"]) == (2_100, False)
+    assert "/query/" in first["nextRecordsUrl"]  # "has query in the URL" even for queryAll
+    every = sf.query_all(soql, include_deleted=True)["records"]
+    assert {r["Id"] for r in every if r["IsDeleted"]} == set(ids[-5:])
+    assert len(sf.query_all(soql)["records"]) == 2_095

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.clients.errors import TransientError
+from app.clients.errors import PausedError, TransientError
 from app.clients.salesforce import SalesforceClient
 from app.runtime import Runtime
 
@@ -116,3 +116,19 @@ def test_the_threshold_comes_from_the_environment(rt: Runtime) -> None:
     assert rt.settings.salesforce_bulk_threshold == 10_000
     runtime = Runtime(replace(rt.settings, salesforce_bulk_threshold=25))
     assert runtime.crm.bulk_threshold == 25
+
+
+def test_the_jobs_calls_are_classified_like_any_other(linked) -> None:
+    """The allocation runs out between creating the job and polling it: the read stops
+    with PausedError (REQUEST_LIMIT_EXCEEDED), as any other Salesforce call would."""
+    rt, _, sf_url, sf = linked
+    _payments(sf, sf_url, 2_500)
+    reader = _client(rt, bulk_threshold=1_000)
+    reader.login()
+    used = sf.get(f"{sf_url}/sim/stats", timeout=10).json()["api_usage"]["used"]
+    # Room for the first SOQL page, the describe and the job's creation; not for a poll.
+    sf.post(f"{sf_url}/sim/faults", json={"daily_limit": used + 3},
+            timeout=10).raise_for_status()
+    with pytest.raises(PausedError, match="REQUEST_LIMIT_EXCEEDED"):
+        list(reader.iter_records("Payment__c", ["Id"]))
+    assert _calls(sf, sf_url)["bulk2_create"] == 1
