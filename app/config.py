@@ -234,6 +234,14 @@ class Settings:
         "env": "SALESFORCE_API_WINDOW", "parse": _seconds})
     salesforce_api_burst: float = field(default=0.05, metadata={
         "env": "SALESFORCE_API_BURST", "parse": float})
+    # A whole-object read of more records than this is one Bulk API 2.0 query job (a few
+    # calls) instead of SOQL pages (a call per 2,000 records); 0: always SOQL.
+    salesforce_bulk_threshold: int = field(default=10_000, metadata={
+        "env": "SALESFORCE_BULK_THRESHOLD", "parse": int})
+    # How long such a job may take to complete before the read fails (transient) and the
+    # job is aborted.
+    salesforce_bulk_wait: float = field(default=600.0, metadata={
+        "env": "SALESFORCE_BULK_WAIT", "parse": _seconds})
     # How CRM changes reach the API Queue: "push" (a trigger, Flow or the emulator calls
     # POST /api/v1/queue or /salesforce/outbound) or "poll" (the clock asks Salesforce for
     # records changed since a watermark: no code in the org).

@@ -56,7 +56,8 @@ class Runtime:
         return SalesforceClient(
             s.salesforce_login_url, s.salesforce_client_id, s.salesforce_client_secret,
             ca_bundle=s.salesforce_ca_bundle, version=s.salesforce_api_version,
-            timeout=s.salesforce_timeout, telemetry=self.telemetry, allowance=allowance)
+            timeout=s.salesforce_timeout, telemetry=self.telemetry, allowance=allowance,
+            bulk_threshold=s.salesforce_bulk_threshold, bulk_wait=s.salesforce_bulk_wait)
 
     @cached_property
     def crm_pause(self) -> CrmPause:

@@ -40,6 +40,7 @@ from app.clients.errors import (
     TransientError,
     retry_after_seconds,
 )
+from app.clients.salesforce_bulk import BulkRead, iter_bulk
 from app.deadline import DeadlineExceeded, call_timeouts
 from app.redaction import MASK, redact
 
@@ -202,7 +203,8 @@ def _scrub(text: str, secret: str) -> str:
 class SalesforceClient:
     def __init__(self, login_url: str, client_id: str, client_secret: str, *,
                  ca_bundle: str = "", version: str = "59.0", timeout: float = 30.0,
-                 telemetry: Any = None, allowance: Any = None) -> None:
+                 telemetry: Any = None, allowance: Any = None, bulk_threshold: int = 10_000,
+                 bulk_page_size: int = 50_000, bulk_wait: float = 600.0) -> None:
         self.login_url = login_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -216,6 +218,12 @@ class SalesforceClient:
         self.telemetry = telemetry  # app.telemetry.Telemetry: calls by outcome, API usage
         # app.clients.crm_allowance.CrmAllowance: pacing and pausing shared by all workers
         self.allowance = allowance
+        # Whole-object reads of more records than this go through a Bulk API 2.0 query job
+        # (0: never); its result sets hold bulk_page_size records; it must finish in bulk_wait.
+        self.bulk_threshold = bulk_threshold
+        self.bulk_page_size = bulk_page_size
+        self.bulk_wait = bulk_wait
+        self._field_types: dict[str, dict[str, str]] = {}
 
     def _login(self) -> Salesforce:
         try:
@@ -366,22 +374,47 @@ class SalesforceClient:
                      order_by: str | None = None,
                      include_deleted: bool = False) -> Iterator[dict[str, Any]]:
         """The records of ``sobject`` matching ``where`` (a SOQL condition), one page in
-        memory at a time: one call per page of up to 2,000 records, following
-        ``nextRecordsUrl`` (``query`` / ``queryAll`` with ``include_deleted``)."""
+        memory at a time, as the REST API renders them. One SOQL call per page of up to
+        2,000 records, following ``nextRecordsUrl`` (``query`` / ``queryAll`` with
+        ``include_deleted``); when the first page says more than ``bulk_threshold`` records
+        match, the whole read is a Bulk API 2.0 query job instead (a describe, the job,
+        its polls, one call per ``bulk_page_size`` records)."""
         if not all(c.isalnum() or c == "_" for c in sobject + "".join(fields)):
             raise ValueError("object and field names are API names")
-        soql = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608
-        if where:
-            soql += f" WHERE {where}"
-        if order_by:
-            soql += f" ORDER BY {order_by}"
+        clauses = f" WHERE {where}" if where else ""
+        clauses += f" ORDER BY {order_by}" if order_by else ""
+        soql = f"SELECT {', '.join(fields)} FROM {sobject}{clauses}"  # noqa: S608
         page = self._call(lambda sf: sf.query(soql, include_deleted=include_deleted))
+        if (self.bulk_threshold and not page.get("done", True)
+                and int(page.get("totalSize") or 0) > self.bulk_threshold):
+            yield from self._iter_bulk(sobject, fields, clauses, include_deleted)
+            return
         yield from page.get("records") or []
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             url = str(page["nextRecordsUrl"])
             page = self._call(lambda sf, u=url: sf.query_more(
                 u, identifier_is_url=True, include_deleted=include_deleted))
             yield from page.get("records") or []
+
+    def _iter_bulk(self, sobject: str, fields: Sequence[str], clauses: str,
+                   include_deleted: bool) -> Iterator[dict[str, Any]]:
+        # Id rides along when not asked for: REST records name it in attributes.url.
+        has_id = any(f.lower() == "id" for f in fields)
+        selected = list(fields) if has_id else ["Id", *fields]
+        read = BulkRead(sobject, f"SELECT {', '.join(selected)} FROM {sobject}{clauses}",  # noqa: S608
+                        include_deleted, self.field_types(sobject), self.version,
+                        drop_id=not has_id)
+        log.info("salesforce read goes through a bulk query job", extra={"sobject": sobject})
+        yield from iter_bulk(self._call, read, page_size=self.bulk_page_size,
+                             wait=self.bulk_wait)
+
+    def field_types(self, sobject: str) -> dict[str, str]:
+        """Field name (lower case) -> describe type, asked once per object."""
+        if sobject not in self._field_types:
+            described = self.describe(sobject)
+            self._field_types[sobject] = {str(f["name"]).lower(): str(f["type"])
+                                          for f in described.get("fields") or []}
+        return self._field_types[sobject]
 
 
 def _collection_calls(writes: Sequence[CrmWrite]) -> list[list[int]]:

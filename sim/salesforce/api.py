@@ -52,6 +52,14 @@ _KINDS: dict[Any, str] = {
     "sf_query.query_all": "query",
     "sf_query.query_more": "query",
     "sf_query.query_all_more": "query",
+    "sf_bulk2.create": "bulk2_create",
+    "sf_bulk2.list_jobs": "bulk2_job",
+    "sf_bulk2.info": "bulk2_job",
+    "sf_bulk2.abort": "bulk2_job",
+    "sf_bulk2.delete": "bulk2_job",
+    "sf_bulk2.results": "bulk2_results",
+    "sf_replication.updated": "get_updated",
+    "sf_replication.deleted": "get_deleted",
 }
 
 

@@ -43,6 +43,8 @@ class SimConfig:
     trigger_backoff: float = 0.25
     trigger_backoff_max: float = 4.0
     trigger_timeout: float = 10.0
+    # getUpdated / getDeleted refuse a span with more ids than this (EXCEEDED_ID_LIMIT).
+    replication_id_limit: int = 600_000
     # Salesforce's generic login hosts: they refuse the client-credentials grant (only the
     # org's My Domain host takes it). Any other host the emulator is reached by is its own.
     login_hosts: tuple[str, ...] = ("login.salesforce.com", "test.salesforce.com")

@@ -21,7 +21,7 @@ bp = Blueprint("sf_control", __name__, url_prefix="/sim")
 VERSION = "v59.0"
 FAULT_KEYS = frozenset(
     {"request_limit_exceeded", "unable_to_lock_row", "expire_sessions", "latency_ms",
-     "daily_limit"}
+     "daily_limit", "bulk_query_ms"}
 )
 
 

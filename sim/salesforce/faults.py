@@ -24,6 +24,11 @@ CALL_KINDS = (
     "collections_get",
     "collections_delete",
     "query",
+    "bulk2_create",
+    "bulk2_job",
+    "bulk2_results",
+    "get_updated",
+    "get_deleted",
     "other",
 )
 
@@ -41,6 +46,8 @@ class Faults:
     unable_to_lock_row: int = 0
     latency_ms: int = 0
     daily_limit: int = 0
+    # How long a Bulk API 2.0 query job takes to complete once created (sim.salesforce.bulk_jobs).
+    bulk_query_ms: int = 0
 
     def __post_init__(self) -> None:
         if not self.daily_limit:
@@ -63,12 +70,15 @@ class Faults:
             self.latency_ms = _as_count(body["latency_ms"], "latency_ms")
         if "daily_limit" in body:
             self.daily_limit = _as_count(body["daily_limit"], "daily_limit")
+        if "bulk_query_ms" in body:
+            self.bulk_query_ms = _as_count(body["bulk_query_ms"], "bulk_query_ms")
 
     def clear(self) -> None:
         self.request_limit_exceeded = False
         self.unable_to_lock_row = 0
         self.latency_ms = 0
         self.daily_limit = self.default_daily_limit
+        self.bulk_query_ms = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,7 @@ class Faults:
             "unable_to_lock_row": self.unable_to_lock_row,
             "latency_ms": self.latency_ms,
             "daily_limit": self.daily_limit,
+            "bulk_query_ms": self.bulk_query_ms,
         }
 
 

@@ -10,10 +10,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sim.salesforce import metadata_source, validation
 from sim.salesforce.auth import Auth, User
+from sim.salesforce.bulk_jobs import QueryJob
 from sim.salesforce.config import SimConfig
 from sim.salesforce.errors import SfError
 from sim.salesforce.faults import Faults, Stats
@@ -60,6 +62,7 @@ class Org:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
+        self.started_at = datetime.now(UTC)
         self.schema = (Schema.declared(metadata_source.load(config.metadata_dir))
                        if config.metadata_dir else Schema.declared())
         self.ids = IdFactory()
@@ -80,6 +83,8 @@ class Org:
         )
         # Query locators for results longer than one batch: locator -> (total, rows left).
         self.cursors: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
+        # Bulk API 2.0 query jobs by id (sim.salesforce.bulk2).
+        self.query_jobs: dict[str, QueryJob] = {}
 
     def close(self) -> None:
         self.trigger.close()
@@ -195,6 +200,7 @@ class Org:
             self.faults.clear()
             self.stats.reset()
             self.cursors.clear()
+            self.query_jobs.clear()
             self.trigger.clear_log()
             self.trigger.reset_counters()
 

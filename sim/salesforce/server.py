@@ -12,7 +12,7 @@ from typing import NamedTuple
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from sim.salesforce import api, capture, composite, control, query
+from sim.salesforce import api, bulk2, capture, composite, control, query, replication
 from sim.salesforce.config import SimConfig
 from sim.salesforce.org import Org
 from sim.salesforce.tls import make_tls
@@ -28,6 +28,8 @@ def create_app(config: SimConfig | None = None) -> Flask:
     api.install(app)
     app.register_blueprint(composite.bp)
     app.register_blueprint(query.bp)
+    app.register_blueprint(bulk2.bp)
+    app.register_blueprint(replication.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(capture.bp)
     return app

@@ -207,6 +207,9 @@ class RecordStore:
                 record.values["IsDeleted"] = True
         record.values["LastModifiedDate"] = now
         record.values["LastModifiedById"] = user_id
+        # A delete stamps SystemModstamp too: getDeleted's deletedDate "is obtained using the
+        # SystemModstamp system field" (SOAP API, GetDeletedResult:
+        # https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted_getdeletedresult.htm).
         # SystemModstamp is taken when the transaction starts, so a slow one becomes visible
         # later than its stamp says: ``stamp`` models that (the late-visible switch).
         record.values["SystemModstamp"] = stamp or now

@@ -527,7 +527,7 @@ def test_control_api_records_faults_stats(http: requests.Session, base: str) -> 
     assert http.post(f"{base}/sim/faults", json={"latency_ms": -1}).status_code == 400
     cleared = http.delete(f"{base}/sim/faults").json()
     assert cleared == {"request_limit_exceeded": False, "unable_to_lock_row": 0,
-                       "latency_ms": 0, "daily_limit": 100_000}
+                       "latency_ms": 0, "daily_limit": 100_000, "bulk_query_ms": 0}
     stats = http.get(f"{base}/sim/stats").json()
     assert stats["api_usage"]["used"] == 0  # control calls use no allocation
     assert http.post(f"{base}/sim/stats/reset").json() == {"ok": True}
