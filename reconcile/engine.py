@@ -36,18 +36,17 @@ from reconcile.models import ReconcileStaging
 
 log = logging.getLogger(__name__)
 BATCH = 500
-PHASES = ("gateway", "crm", "orphans", "failed", "repair", "done")
 # progress(object, phase, items just handled)
 Progress = Callable[[str, str, int], None]
 
 
-def _quiet(_obj: str, _phase: str, _n: int) -> None:
+def quiet(_obj: str, _phase: str, _n: int) -> None:
     return None
 
 
 def reconcile(rt: Runtime, objects: Sequence[str] | None = None, *, repair: bool = False,
               dry_run: bool = False, started_by: str = "cli",
-              progress: Progress = _quiet) -> tuple[int, dict[str, Any]]:
+              progress: Progress = quiet) -> tuple[int, dict[str, Any]]:
     """Run (or resume) a reconcile of ``objects`` (default: every mapped object, parents
     first); returns the run id and its summary."""
     names = list(objects or OBJECTS)
@@ -69,23 +68,33 @@ def reconcile(rt: Runtime, objects: Sequence[str] | None = None, *, repair: bool
         return run.id, runs.finish(rt.db, run.id, "done")
 
 
+Step = Callable[[Runtime, int, ObjectMap, "str | None", Progress], None]
+
+
 def run_object(rt: Runtime, run_id: int, obj: ObjectMap, *, repair: bool,
-               progress: Progress = _quiet) -> None:
+               progress: Progress = quiet) -> None:
+    steps: list[tuple[str, Step]] = [("gateway", stage_gateway), ("crm", compare_crm),
+                                     ("orphans", find_orphans), ("failed", find_failed)]
+    if repair:
+        steps.append(("repair", _repair))
+    run_phases(rt, run_id, obj, steps, progress)
+
+
+def run_phases(rt: Runtime, run_id: int, obj: ObjectMap, steps: Sequence[tuple[str, Step]],
+               progress: Progress) -> None:
+    """The steps in order, from the phase the saved cursor names (a resumed run starts
+    there, at its ``after``); each finished step moves the cursor to the next."""
+    names = [name for name, _ in steps]
     cursor = runs.cursor_of(rt.db, run_id, obj.name)
-    phase, after = cursor.get("phase", "gateway"), cursor.get("after")
-    steps: dict[str, Callable[[Runtime, int, ObjectMap, str | None, Progress], None]] = {
-        "gateway": stage_gateway, "crm": compare_crm, "orphans": find_orphans,
-        "failed": find_failed, "repair": _repair if repair else _skip}
-    for name in PHASES[PHASES.index(phase):-1]:
-        steps[name](rt, run_id, obj, after, progress)
+    phase, after = cursor.get("phase", names[0]), cursor.get("after")
+    if phase not in names:  # done (or a phase this run does not have)
+        return
+    for index in range(names.index(phase), len(steps)):
+        steps[index][1](rt, run_id, obj, after, progress)
         after = None
+        following = names[index + 1] if index + 1 < len(names) else "done"
         with rt.db.transaction() as session:
-            runs.save(session, run_id, obj.name, phase=PHASES[PHASES.index(name) + 1],
-                      after=None)
-
-
-def _skip(*_args: Any) -> None:
-    return None
+            runs.save(session, run_id, obj.name, phase=following, after=None)
 
 
 def _repair(rt: Runtime, run_id: int, obj: ObjectMap, _after: str | None,
@@ -189,20 +198,26 @@ def _compare_batch(rt: Runtime, run_id: int, obj: ObjectMap, batch: list[dict[st
 
 def match_record(obj: ObjectMap, record: dict[str, Any], by_gw: dict[str, ReconcileStaging],
                  claims: dict[str, list[ReconcileStaging]], seen: set[str],
-                 resolve: Callable[[str, str], str | None],
-                 labels: dict[str, str]) -> list[Finding]:
-    """What one CRM record's pairing says: compared, or why it has no partner."""
+                 resolve: Callable[[str, str], str | None], labels: dict[str, str],
+                 by_key: dict[str, ReconcileStaging] | None = None) -> list[Finding]:
+    """What one CRM record's pairing says: compared, or why it has no partner. ``by_key``:
+    unclaimed staged resources by their match key (backfill's second match)."""
     crm_id, gateway_id = str(record["Id"]), record.get(GATEWAY_ID_FIELD)
     others = [c for c in claims.get(crm_id, []) if c.gateway_id != gateway_id]
     seen.update(c.gateway_id for c in others)
     if not gateway_id:
         if len(others) == 1:
-            return [Finding(obj.name, kinds.LINK_MISSING, kinds.WRITE_LINK, crm_id,
-                            others[0].gateway_id, GATEWAY_ID_FIELD, None, others[0].gateway_id,
-                            "the gateway resource names this record in metadata.crm_id: "
-                            "its gateway id is written onto the record")]
+            return [_link(obj, crm_id, others[0].gateway_id, "names this record in "
+                          "metadata.crm_id")]
         if others:
             return [_duplicate(obj, crm_id, c.gateway_id) for c in others]
+        match = compare.MATCH_KEYS.get(obj.name)
+        staged = (by_key or {}).get(compare.match_key(record.get(match[0])) or "") if match \
+            else None
+        if staged is not None and staged.gateway_id not in seen:
+            seen.add(staged.gateway_id)
+            return [_link(obj, crm_id, staged.gateway_id,
+                          f"has this record's {match[0] if match else ''} and no CRM record")]
         return [Finding(obj.name, kinds.NOT_SYNCED, kinds.ADMIN, crm_id, None, None, None,
                         None, f"never sent to the gateway: paybridge backfill {obj.name}")]
     gateway_id = str(gateway_id)
@@ -221,6 +236,12 @@ def match_record(obj: ObjectMap, record: dict[str, Any], by_gw: dict[str, Reconc
             crm_id, staged.crm_id, f"the gateway resource belongs to {staged.crm_id}: one of "
             "the two records carries the wrong gateway id")]
     return found + compare.compare(obj, record, staged.data, resolve, labels)
+
+
+def _link(obj: ObjectMap, crm_id: str, gateway_id: str, why: str) -> Finding:
+    return Finding(obj.name, kinds.LINK_MISSING, kinds.WRITE_LINK, crm_id, gateway_id,
+                   GATEWAY_ID_FIELD, None, gateway_id,
+                   f"the gateway resource {why}: its gateway id is written onto the record")
 
 
 def _duplicate(obj: ObjectMap, crm_id: str, gateway_id: str) -> Finding:

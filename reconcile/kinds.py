@@ -28,6 +28,7 @@ WRITE_BACK = "write_back"  # a gateway-owned field onto the CRM record
 QUEUE_UPDATE = "queue_update"  # a CRM-owned field sent again through the API Queue
 CREATE_CRM = "create_crm"  # a CRM record made for the gateway resource
 WRITE_LINK = "write_link"  # the gateway id written onto the CRM record
+QUEUE_INSERT = "queue_insert"  # backfill: the record queued as an insert
 ADMIN = "admin"  # nothing automatic: the note says what to look at
 SAFE = frozenset({HEAL, WRITE_BACK, QUEUE_UPDATE, CREATE_CRM, WRITE_LINK})
 

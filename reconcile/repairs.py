@@ -36,7 +36,7 @@ from app.workrows.leases import new_lease
 from queues import intake
 from queues.schemas import ChangeSchema
 from reconcile import compare, kinds
-from reconcile.models import ReconcileDifference
+from reconcile.models import ReconcileDifference, ReconcileStaging
 from webhooks import service as webhook_service
 from webhooks.apply import WebhookContext
 from webhooks.crm_records import ensure_crm_record
@@ -112,7 +112,27 @@ def _save(rt: Runtime, outcomes: dict[int, Outcome]) -> None:
 
 
 def _current(rt: Runtime, diff: ReconcileDifference) -> dict[str, Any]:
+    """The resource as the run staged it (no call), or as the gateway shows it now once the
+    run is over (a repair asked for from the console)."""
+    with rt.db.transaction() as session:
+        row = session.get(ReconcileStaging, (diff.run_id, diff.object, str(diff.gateway_id)))
+        if row is not None:
+            return resource_from(row)
     return rt.gateway.get(OBJECTS[diff.object].resource, str(diff.gateway_id))
+
+
+def resource_from(row: ReconcileStaging) -> dict[str, Any]:
+    """A staged resource in the gateway's own shape (dotted paths nested again)."""
+    resource: dict[str, Any] = {"id": row.gateway_id, "status": row.data.get("status")}
+    for path, value in (row.data.get("values") or {}).items():
+        *parents, leaf = path.split(".")
+        target = resource
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    if row.crm_id:
+        resource["metadata"] = {"crm_id": row.crm_id}
+    return resource
 
 
 def _crm_writes(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> dict[int, Outcome]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from app.mapping import GATEWAY_ID_FIELD
@@ -87,3 +88,105 @@ def test_each_drift_is_found_with_its_kind_repaired_and_gone_on_the_next_run(lin
     second, summary = engine.reconcile(rt, OBJECTS)
     assert second != run_id
     assert differences(rt, second) == [], summary
+
+
+def test_what_only_an_admin_can_settle_is_kept_and_the_command_fails(linked, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from app import cli_reconcile
+    from queues import intake
+    from tests.integration.partners import change
+
+    rt = linked[0]
+    world = World(*linked)
+    chains = [world.chain(n) for n in range(2)]
+    # A CRM record naming a gateway id the gateway never had (a sandbox refresh).
+    lost = world.crm_create("Contact", {"LastName": "Lost", GATEWAY_ID_FIELD: "CU0000NOPE"})
+    # A record never sent to the gateway.
+    never = world.crm_create("Contact", {"LastName": "Never"})
+    # Two gateway resources claiming one record: the second insert of a duplicated trigger.
+    duplicated_crm, _ = chains[0]["Customer"]
+    second = world.gateway_create("customers", {"given_name": "Ada0", "family_name": "Twice",
+                                                "metadata": {"crm_id": duplicated_crm}})
+    # A gateway resource naming a record the CRM does not have.
+    world.gateway_create("customers", {"given_name": "Gone", "family_name": "Away",
+                                       "metadata": {"crm_id": "0030000000GONEAAA"}})
+    # A payment the gateway cannot change the amount of, edited in the CRM.
+    payment_crm, _ = chains[1]["Payment"]
+    world.crm_update("Payment__c", payment_crm, {"Amount__c": 99.99})
+    # A queue item the gateway refused.
+    (item,) = intake.submit(rt, [change(never, Email="not-an-email")])
+    drain(rt, item.id)
+
+    monkeypatch.setattr(cli_reconcile, "_settings", lambda: rt.settings)
+    result = CliRunner().invoke(cli_reconcile.reconcile, ["--repair", "--object", "Customer",
+                                                          "--object", "Payment"])
+    assert result.exit_code == 1, result.output
+    assert "remaining" in result.output and "queue_failed" in result.output
+    with rt.db.transaction() as session:
+        found = {(d.kind, d.crm_id, d.repair_state) for d in session.scalars(
+            sa.select(ReconcileDifference))}
+    assert found == {
+        ("missing_at_gateway", lost, "pending"),
+        ("not_synced", never, "pending"),
+        ("duplicate_at_gateway", duplicated_crm, "pending"),
+        ("missing_in_crm", "0030000000GONEAAA", "pending"),
+        ("field", payment_crm, "pending"),
+        ("queue_failed", never, "pending"),
+    }
+    with rt.db.transaction() as session:
+        dup = session.scalars(sa.select(ReconcileDifference).where(
+            ReconcileDifference.kind == "duplicate_at_gateway")).one()
+    assert dup.gateway_id == second["id"]
+
+
+def test_a_run_that_dies_midway_resumes_from_its_saved_cursor(linked, monkeypatch) -> None:
+    from datetime import timedelta
+
+    import requests
+
+    from reconcile import runs
+
+    rt, gw_url, sf_url, sf = linked
+    world = World(*linked)
+    total = 700  # two CRM batches
+    records = []
+    for n in range(total):  # linked from the CRM side only, as hosted-page customers are
+        made = world.gateway_create("customers", {"given_name": f"R{n}", "family_name": "Resume",
+                                                  "email": f"r{n}@example.com"})
+        records.append({"FirstName": f"R{n}", "LastName": "Resume", "Email": f"r{n}@example.com",
+                        GATEWAY_ID_FIELD: made["id"]})
+    ids = sf.post(f"{sf_url}/sim/records/Contact/bulk", json={"records": records},
+                  timeout=60).json()["ids"]
+    world.crm_update("Contact", ids[-1], {"FirstName": "Changed"})  # one difference, late
+
+    class Died(BaseException):
+        """Stands for the process being killed: nothing gets to mark the run."""
+
+    def die_after_first_batch(obj: str, phase: str, n: int) -> None:
+        if phase == "crm":
+            raise Died
+
+    with pytest.raises(Died):
+        engine.reconcile(rt, ["Customer"], progress=die_after_first_batch)
+    first = runs.cursor_of(rt.db, 1, "Customer")
+    in_crm_order = [r["Id"] for r in rt.crm.iter_records("Contact", ["Id"], order_by="Id")]
+    assert first == {"phase": "crm", "after": in_crm_order[engine.BATCH - 1]}
+    with pytest.raises(runs.AlreadyRunning):  # its process might still be alive
+        engine.reconcile(rt, ["Customer"])
+
+    monkeypatch.setattr(runs, "STALE_AFTER", timedelta(0))  # now it is known to be dead
+    lists = requests.get(f"{gw_url}/sim/stats", timeout=10).json()["requests"]["GET /customers"]
+    run_id, summary = engine.reconcile(rt, ["Customer"])
+    assert run_id == 1
+    again = requests.get(f"{gw_url}/sim/stats", timeout=10).json()["requests"]["GET /customers"]
+    assert again == lists  # the gateway side was not read again
+    progress = runs.cursor_of(rt.db, 1, "Customer")
+    assert progress == {"phase": "done", "after": None}
+    with rt.db.transaction() as session:
+        from reconcile.models import ReconcileRun
+
+        run = session.get(ReconcileRun, 1)
+        assert run.progress["Customer"]["crm_seen"] == total  # each record compared once
+        assert run.progress["Customer"]["gateway_seen"] == total
+    assert summary["found"] == {"field": 1}
