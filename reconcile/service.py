@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.runtime import Runtime
@@ -58,10 +59,15 @@ def run_progress(db: Database, run_id: int) -> dict[str, Any] | None:
 def last_result(db: Database, kind: str = "reconcile") -> dict[str, Any] | None:
     """The newest finished run: what the dashboard shows."""
     with db.transaction() as session:
-        run = session.scalars(sa.select(ReconcileRun).where(
-            ReconcileRun.kind == kind, ReconcileRun.state == "done")
-            .order_by(ReconcileRun.id.desc()).limit(1)).first()
-        return run_dict(run) if run is not None else None
+        return last_run(session, kind)
+
+
+def last_run(session: Session, kind: str = "reconcile") -> dict[str, Any] | None:
+    """``last_result`` inside the caller's transaction."""
+    run = session.scalars(sa.select(ReconcileRun).where(
+        ReconcileRun.kind == kind, ReconcileRun.state == "done")
+        .order_by(ReconcileRun.id.desc()).limit(1)).first()
+    return run_dict(run) if run is not None else None
 
 
 def _filtered(run_id: int, kind: str | None, obj: str | None,
