@@ -13,7 +13,7 @@ from app.mapping import GATEWAY_ID_FIELD
 from app.records import service as records
 from queues.models import QueueItem
 from reconcile import engine
-from reconcile.models import ReconcileDifference
+from reconcile.models import ReconcileDifference, ReconcileRun
 from tests.integration.partners import drain
 from tests.integration.reconcile_world import World
 
@@ -169,7 +169,9 @@ def test_a_run_that_dies_midway_resumes_from_its_saved_cursor(linked, monkeypatc
 
     with pytest.raises(Died):
         engine.reconcile(rt, ["Customer"], progress=die_after_first_batch)
-    first = runs.cursor_of(rt.db, 1, "Customer")
+    with rt.db.transaction() as session:
+        died = session.scalars(sa.select(ReconcileRun.id)).one()
+    first = runs.cursor_of(rt.db, died, "Customer")
     in_crm_order = [r["Id"] for r in rt.crm.iter_records("Contact", ["Id"], order_by="Id")]
     assert first == {"phase": "crm", "after": in_crm_order[engine.BATCH - 1]}
     with pytest.raises(runs.AlreadyRunning):  # its process might still be alive
@@ -178,15 +180,13 @@ def test_a_run_that_dies_midway_resumes_from_its_saved_cursor(linked, monkeypatc
     monkeypatch.setattr(runs, "STALE_AFTER", timedelta(0))  # now it is known to be dead
     lists = requests.get(f"{gw_url}/sim/stats", timeout=10).json()["requests"]["GET /customers"]
     run_id, summary = engine.reconcile(rt, ["Customer"])
-    assert run_id == 1
+    assert run_id == died
     again = requests.get(f"{gw_url}/sim/stats", timeout=10).json()["requests"]["GET /customers"]
     assert again == lists  # the gateway side was not read again
-    progress = runs.cursor_of(rt.db, 1, "Customer")
+    progress = runs.cursor_of(rt.db, died, "Customer")
     assert progress == {"phase": "done", "after": None}
     with rt.db.transaction() as session:
-        from reconcile.models import ReconcileRun
-
-        run = session.get(ReconcileRun, 1)
+        run = session.get(ReconcileRun, died)
         assert run.progress["Customer"]["crm_seen"] == total  # each record compared once
         assert run.progress["Customer"]["gateway_seen"] == total
     assert summary["found"] == {"field": 1}
