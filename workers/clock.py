@@ -40,7 +40,7 @@ _last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0, "captur
 
 
 def _every(name: str, seconds: float) -> bool:
-    if seconds <= 0 or time.monotonic() - _last[name] < seconds:
+    if seconds <= 0 or time.monotonic() - _last.get(name, 0.0) < seconds:
         return False
     _last[name] = time.monotonic()
     return True
