@@ -341,6 +341,16 @@ def modulus_check_table(path: str, substitutions: str | None) -> None:
     click.echo(f"to use it, set {setting} and restart Paybridge")
 
 
+def _register() -> None:
+    from app.cli_reconcile import backfill, reconcile
+
+    cli.add_command(reconcile)
+    cli.add_command(backfill)
+
+
+_register()
+
+
 if __name__ == "__main__":
     main()
 

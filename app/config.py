@@ -210,6 +210,15 @@ class Settings:
     # GoCardless lists at most 500 items a page.
     catchup_page_size: int = field(default=500, metadata={"env": "CATCHUP_PAGE_SIZE",
                                    "parse": int})
+    # Scheduled reconciliation (0 = off): a run starts when the last one started this long
+    # ago; it applies the safe repairs unless RECONCILE_REPAIR is off. A run is one RQ job
+    # on the admin queue, given RECONCILE_TIMEOUT.
+    reconcile_interval: float = field(default=86400.0, metadata={"env": "RECONCILE_INTERVAL",
+                                      "parse": _seconds})
+    reconcile_repair: bool = field(default=True, metadata={"env": "RECONCILE_REPAIR",
+                                   "parse": _bool})
+    reconcile_timeout: int = field(default=6 * 3600, metadata={"env": "RECONCILE_TIMEOUT",
+                                   "parse": int})
 
     # Salesforce
     salesforce_login_url: str = field(default=DEV_SALESFORCE_URL,

@@ -12,12 +12,13 @@ from app.users import User
 from app.workrows.leases import LeaseCounter
 from queues.capture_models import CaptureSnapshot, CaptureWatermark, OutboundNotification
 from queues.models import ArchivedItem, QueueItem
+from reconcile.models import ReconcileDifference, ReconcileRun, ReconcileStaging
 from webhooks.models import CatchupState, WebhookEvent
 
 metadata = Base.metadata
 
 __all__ = ["Alert", "AlertState", "ApiKey", "ArchivedItem", "AuditEntry", "BulkOperation",
            "CaptureSnapshot", "CaptureWatermark", "CatchupState", "ConsoleSession",
-           "IdempotencyKey", "LeaseCounter", "OutboundNotification", "QueueItem", "RecordLink",
-           "RecordRef",
+           "IdempotencyKey", "LeaseCounter", "OutboundNotification", "QueueItem",
+           "ReconcileDifference", "ReconcileRun", "ReconcileStaging", "RecordLink", "RecordRef",
            "StatusHistory", "User", "WebhookEvent", "metadata"]

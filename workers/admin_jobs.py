@@ -13,3 +13,10 @@ def run_bulk_operations(ids: list[int]) -> dict[str, int]:
         with log_context(bulk_operation=op_id):
             bulk.run(rt, op_id)
     return {"operations": len(ids)}
+
+
+def run_reconcile(_ids: list[int]) -> dict[str, int]:
+    """The scheduled reconcile (the clock hands it out when due)."""
+    from reconcile.schedule import run_scheduled
+
+    return run_scheduled(runtime())

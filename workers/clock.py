@@ -24,6 +24,7 @@ from app.logs import configure_logging
 from app.runtime import Runtime
 from queues import service
 from queues.polling import poll_changes
+from reconcile import schedule as reconcile_schedule
 from webhooks.catchup import catch_up
 from workers.context import set_runtime
 from workers.dispatcher import dispatch_api, dispatch_webhooks
@@ -34,11 +35,12 @@ HEARTBEAT_KEY = "paybridge:clock:heartbeat"
 
 
 PRUNE_EVERY = 3600.0
-_last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0, "capture": 0.0}
+_last: dict[str, float] = {"prune": 0.0, "catchup": 0.0, "console": 0.0, "capture": 0.0,
+                           "reconcile": 0.0}
 
 
 def _every(name: str, seconds: float) -> bool:
-    if seconds <= 0 or time.monotonic() - _last[name] < seconds:
+    if seconds <= 0 or time.monotonic() - _last.get(name, 0.0) < seconds:
         return False
     _last[name] = time.monotonic()
     return True
@@ -80,6 +82,8 @@ def tick(rt: Runtime, leadership: Leadership | None = None) -> int:
     if rt.settings.change_capture == "poll" and _every("capture",
                                                        rt.settings.capture_poll_interval):
         _step("capture", lambda: poll_changes(rt))
+    if rt.settings.reconcile_interval > 0 and _every("reconcile", reconcile_schedule.CHECK_EVERY):
+        _step("reconcile", lambda: reconcile_schedule.schedule(rt))
     if _every("console", rt.settings.alert_interval):
         _step("console", lambda: upkeep(rt))
     with contextlib.suppress(redis.RedisError):

@@ -360,6 +360,15 @@ class SalesforceClient:
         self._client()
         return getattr(self, "identity_url", "").rstrip("/").rsplit("/", 1)[-1]
 
+    def count_records(self, sobject: str, where: str | None = None) -> int:
+        """How many records match: one call (``SELECT COUNT()``, whose answer is its
+        ``totalSize``: developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
+        sforce_api_calls_soql_select_count.htm)."""
+        if not sobject.replace("_", "").isalnum():
+            raise ValueError("object names are API names")
+        soql = f"SELECT COUNT() FROM {sobject}" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return int(self._call(lambda sf: sf.query(soql)).get("totalSize") or 0)
+
     def changed_since(self, sobject: str, fields: Sequence[str],
                       since: datetime) -> list[dict[str, Any]]:
         """Every record of ``sobject`` with ``SystemModstamp >= since``, deleted ones included

@@ -25,6 +25,7 @@ from app.console.dashboard import QUEUES, salesforce_usage
 from app.console.models import Alert, AlertState
 from app.console.notify import deliver
 from app.runtime import Runtime
+from reconcile.service import last_run
 
 COMMIT_LAG = timedelta(seconds=10)
 SAMPLE_ERRORS = 5
@@ -133,13 +134,27 @@ def _salesforce(rt: Runtime, session: Session, now: datetime) -> dict[str, Any] 
                       f"calls in the rolling 24 hours ({usage['share']:.1%}).")
 
 
+def _reconcile(rt: Runtime, session: Session, now: datetime) -> dict[str, Any] | None:
+    last = last_run(session)
+    if last is None:
+        return None
+    remaining = last["summary"].get("remaining", {})
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(remaining.items()))
+    return _condition(rt, session, "reconcile", now, bool(remaining),
+                      "Paybridge: the CRM and the gateway disagree after reconcile",
+                      f"Reconcile run {last['id']} left {sum(remaining.values())} "
+                      f"difference(s) after its repairs: {kinds}. They wait for an admin "
+                      "(each one's note says what to do).")
+
+
 def check(rt: Runtime) -> list[Alert]:
     """One look at everything; returns the alerts sent (already stored)."""
     now = utcnow()
     with rt.db.transaction() as session:
         found = [_failures(rt, session, "api", now), _failures(rt, session, "webhook", now),
                  _pending_age(rt, session, "api", now),
-                 _pending_age(rt, session, "webhook", now), _salesforce(rt, session, now)]
+                 _pending_age(rt, session, "webhook", now), _salesforce(rt, session, now),
+                 _reconcile(rt, session, now)]
     sent = []
     for alert in (a for a in found if a):
         delivery = deliver(rt.settings, alert["subject"], alert["body"])

@@ -10,6 +10,7 @@ exports the same cluster-wide totals; scrape one of them (or any, behind a load 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -26,6 +27,8 @@ from prometheus_client.core import (
 from app.console.dashboard import QUEUES, processes, salesforce_usage
 from app.runtime import Runtime
 from app.telemetry import LATENCY_BUCKETS
+from reconcile.kinds import KINDS
+from reconcile.service import last_result
 
 COUNTERS = {
     "processed": ("paybridge_items_processed", "Items finished (API Queue: written back; "
@@ -52,6 +55,7 @@ class PaybridgeCollector:
         except redis.RedisError:
             pass  # counters are unavailable while Redis is; depths still report
         yield from self._health()
+        yield from self._reconcile()
 
     def _depths(self) -> Metric:
         family = GaugeMetricFamily("paybridge_queue_items", "Items in each queue by status",
@@ -90,6 +94,21 @@ class PaybridgeCollector:
             bounds.append(("+Inf", counts.get("+Inf", 0.0)))
             family.add_metric([queue], bounds, sums.get(queue, 0.0))
         return family
+
+    def _reconcile(self) -> Iterator[Metric]:
+        """The last finished reconcile: differences left by kind after its repairs."""
+        last = last_result(self.rt.db)
+        family = GaugeMetricFamily("paybridge_reconcile_differences",
+                                   "Differences the last reconcile left (after repair), "
+                                   "by kind", labels=["kind"])
+        remaining = (last or {}).get("summary", {}).get("remaining", {})
+        for kind in KINDS:
+            family.add_metric([kind], remaining.get(kind, 0))
+        yield family
+        if last and last.get("finished_at"):
+            yield GaugeMetricFamily("paybridge_reconcile_last_run_timestamp_seconds",
+                                    "When the last reconcile finished (Unix time)",
+                                    value=datetime.fromisoformat(last["finished_at"]).timestamp())
 
     def _health(self) -> Iterator[Metric]:
         state = processes(self.rt)
