@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from werkzeug.routing import IntegerConverter
 
 from app.api import Api, register_error_handlers, register_input_guard
@@ -23,6 +23,13 @@ class RowIdConverter(IntegerConverter):
     def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
+
+
+def _no_store(response: Response) -> Response:
+    # API answers carry queue items, payment statuses and, once, new keys: no cache (a proxy
+    # or a browser) may keep them. Responses that set their own caching keep it.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -62,5 +69,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(outbound_blp)
     init_console(app, api)
     cache_metrics(app, settings)
+    app.after_request(_no_store)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     return app

@@ -211,3 +211,15 @@ def test_openapi_document_lists_the_queue_endpoints(client: FlaskClient) -> None
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz").get_json()
     assert ready["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_api_answers_are_never_cached(client: FlaskClient, trigger_headers: dict) -> None:
+    accepted = client.post("/api/v1/queue", json={"changes": [change(1)]},
+                           headers=trigger_headers)
+    refused = client.post("/api/v1/queue", json={"changes": [change(2, operation="upsert")]},
+                          headers=trigger_headers)
+    unauthenticated = client.post("/api/v1/queue", json={"changes": [change(3)]})
+    for resp in (accepted, refused, unauthenticated):
+        assert resp.headers["Cache-Control"] == "no-store", resp.status_code
+    assert accepted.status_code == 202
+    assert refused.status_code == 400 and unauthenticated.status_code == 401
