@@ -69,9 +69,12 @@ def unsynced_where(where: str | None, after: str | None = None) -> str:
 
 
 def backfill(rt: Runtime, name: str, *, where: str | None = None, dry_run: bool = False,
-             progress: Progress = quiet) -> tuple[int, dict[str, Any]]:
+             progress: Progress = quiet, started_by: str = "cli",
+             queued: int | None = None) -> tuple[int, dict[str, Any]]:
+    """``name``: one queueable object or ``all``; ``queued``: the console's queued run."""
     names = objects_for(name)
-    run, resumed = runs.open_run(rt.db, "backfill", names, where=where, dry_run=dry_run)
+    run, resumed = runs.open_run(rt.db, "backfill", names, where=where, dry_run=dry_run,
+                                 started_by=started_by, queued=queued)
     with log_context(run=run.id):
         log.info("backfill started", extra={"objects": names, "resumed": resumed})
         try:

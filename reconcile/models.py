@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.clock import utcnow
 from app.db import Base, BigId, JSONType, UTCDateTime
 
-RUN_STATES = ("running", "done", "failed", "stopped")
+RUN_STATES = ("queued", "running", "done", "failed", "stopped")
 REPAIR_STATES = ("pending", "applied", "failed", "manual")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from marshmallow import ValidationError
 
+from app import audit
 from app.clients.errors import PartnerError
 from app.clients.salesforce import CrmWrite
 from app.clock import utcnow
@@ -75,7 +76,7 @@ def apply_safe(rt: Runtime, run_id: int, obj: str | None = None, kind: str | Non
             progress(obj or "", "repair", len(batch))
 
 
-def repair_one(rt: Runtime, difference_id: int) -> Outcome:
+def repair_one(rt: Runtime, difference_id: int, actor: str | None = None) -> Outcome:
     with rt.db.transaction() as session:
         diff = session.get(ReconcileDifference, difference_id)
     if diff is None:
@@ -84,11 +85,13 @@ def repair_one(rt: Runtime, difference_id: int) -> Outcome:
         raise NotRepairable(f"difference {difference_id} is repaired already")
     if not diff.safe:
         raise NotRepairable(f"difference {difference_id} needs an admin: {diff.note}")
-    return repair(rt, [diff])[diff.id]
+    return repair(rt, [diff], actor)[diff.id]
 
 
-def repair(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> dict[int, Outcome]:
-    """Repair these differences; each one's outcome is saved on its row."""
+def repair(rt: Runtime, diffs: Sequence[ReconcileDifference],
+           actor: str | None = None) -> dict[int, Outcome]:
+    """Repair these differences; each one's outcome is saved on its row, and, when a person
+    (``actor``) asked for it, in the audit log in the same transaction."""
     outcomes: dict[int, Outcome] = {}
     writes = [d for d in diffs if d.repair in (kinds.HEAL, kinds.WRITE_BACK, kinds.WRITE_LINK)]
     outcomes.update(_crm_writes(rt, writes))
@@ -98,17 +101,26 @@ def repair(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> dict[int, Outco
                 outcomes[diff.id] = _queue_update(rt, diff)
             elif diff.repair == kinds.CREATE_CRM:
                 outcomes[diff.id] = _create_crm(rt, diff)
-    _save(rt, outcomes)
+    _save(rt, outcomes, actor)
     return outcomes
 
 
-def _save(rt: Runtime, outcomes: dict[int, Outcome]) -> None:
+def _save(rt: Runtime, outcomes: dict[int, Outcome], actor: str | None) -> None:
+    changes: dict[tuple[str, str], list[int]] = {}
     with rt.db.transaction() as session:
         for diff_id, (state, note) in outcomes.items():
             diff = session.get(ReconcileDifference, diff_id)
             if diff is not None:
+                changes.setdefault((diff.repair_state, state), []).append(diff_id)
                 diff.repair_state, diff.note = state, redact(note)[:2000]
                 diff.repaired_at = utcnow() if state == "applied" else None
+        if actor is None:
+            return
+        # One multi-row insert per outcome; each difference's own note stays on its row.
+        for (before, after), ids in changes.items():
+            audit.record_many(session, actor=actor, action="reconcile_repair",
+                              target_type="reconcile_difference", target_ids=ids,
+                              before={"repair_state": before}, after={"repair_state": after})
 
 
 def _current(rt: Runtime, diff: ReconcileDifference) -> dict[str, Any]:
