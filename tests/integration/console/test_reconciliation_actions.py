@@ -194,7 +194,7 @@ def test_runs_start_as_admin_jobs_one_at_a_time(world: World,
     assert len(runs_of(rt)) == 1 and len(queue.get_jobs()) == 1
 
     page = admin.get(f"/reconcile/{run.id}").get_data(as_text=True)
-    assert 'data-refresh="/reconcile/%d/progress"' % run.id in page  # live while queued
+    assert f'data-refresh="/reconcile/{run.id}/progress"' in page  # live while queued
     run_admin_jobs(rt)
     (run,) = runs_of(rt)
     assert (run.state, run.summary["remaining"]) == ("done", {"not_synced": 1})
