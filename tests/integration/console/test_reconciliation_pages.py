@@ -163,6 +163,20 @@ def test_the_json_api_reads_the_same_and_names_bad_input(client: FlaskClient,
     assert [d["id"] for d in tail["items"]] == made["payment_status_open"][5:]
     assert tail["next_after_id"] is None
 
+    refused = [client.post(path, json=body, headers=ops).status_code for path, body in (
+        ("/api/v1/reconcile-runs", {"kind": "reconcile"}),
+        (f"/api/v1/reconcile-runs/{run_id}/repair", {"kind": "field"}),
+        (f"/api/v1/reconcile-differences/{made['customer_fields'][0]}/repair", None))]
+    assert refused == [403, 403, 403]
+    admin = key(rt, "admin")
+    unknown = client.post("/api/v1/reconcile-differences/999999/repair", headers=admin)
+    assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "not_found"
+    needs_admin = client.post(f"/api/v1/reconcile-differences/{made['not_synced'][0]}/repair",
+                              headers=admin)
+    assert needs_admin.status_code == 409
+    assert needs_admin.get_json()["error"]["code"] == "not_repairable"
+    assert len(client.get("/api/v1/reconcile-runs", headers=ops).get_json()["items"]) == 2
+
     for path, status, code, field in (
             ("/api/v1/reconcile-runs/999999", 404, "not_found", None),
             ("/api/v1/reconcile-runs/999999/differences", 404, "not_found", None),
