@@ -1,6 +1,7 @@
 """The console in a real headless Chromium, against the real processes and both emulators:
 sign in, fix a Failed item's payload and watch it go, read a payment's timeline, bulk
-reprocess, and keep screenshots of the main pages in docs/screenshots/."""
+reprocess, start a reconcile and watch it finish, and keep screenshots of the main pages in
+docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -205,6 +206,24 @@ def test_bulk_reprocess_with_progress(page: Any, fresh: Stack) -> None:
     wait_until(lambda: not failed_ids(fresh) and all(
         fresh.sf_call("GET", f"/sim/records/Contact/{i}").json().get("Gateway_Id__c")
         for i in ids), 60, "the reprocessed items to reach the gateway", fresh)
+
+
+def test_start_a_reconcile_and_watch_it_finish(page: Any, fresh: Stack) -> None:
+    (crm_id,) = contacts(fresh, "r1@example.com")
+    wait_until(lambda: fresh.sf_call("GET", f"/sim/records/Contact/{crm_id}").json().get(
+        "Gateway_Id__c"), 60, "the contact to reach the gateway", fresh)
+    page.goto("/reconcile")
+    page.check("#start-reconcile input[value=Customer]")
+    page.click("#start-reconcile button[type=submit]")
+    page.wait_for_url(re.compile(r"/reconcile/\d+$"))
+    # The worker runs it; the page follows the progress and reloads itself when it ends.
+    page.wait_for_selector("h1 .badge-done", timeout=60_000)
+    progress = page.inner_text("#panel")
+    assert "1 gateway resources read" in progress and "1 CRM records compared" in progress
+    assert "No differences." in page.inner_text("#diff-counts")
+    shot(page, "reconcile-run.png")
+    page.goto("/")
+    assert "done" in page.inner_text("#reconcile-tile")
 
 
 def test_dashboard_screenshot(page: Any, fresh: Stack) -> None:
