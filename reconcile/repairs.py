@@ -36,8 +36,8 @@ from app.runtime import Runtime
 from app.workrows.leases import new_lease
 from queues import intake
 from queues.schemas import ChangeSchema
-from reconcile import compare, kinds
-from reconcile.models import ReconcileDifference, ReconcileStaging
+from reconcile import compare, kinds, runs
+from reconcile.models import ReconcileDifference, ReconcileRun, ReconcileStaging
 from webhooks import service as webhook_service
 from webhooks.apply import WebhookContext
 from webhooks.crm_records import ensure_crm_record
@@ -107,6 +107,7 @@ def repair(rt: Runtime, diffs: Sequence[ReconcileDifference],
 
 def _save(rt: Runtime, outcomes: dict[int, Outcome], actor: str | None) -> None:
     changes: dict[tuple[str, str], list[int]] = {}
+    touched: set[int] = set()
     with rt.db.transaction() as session:
         for diff_id, (state, note) in outcomes.items():
             diff = session.get(ReconcileDifference, diff_id)
@@ -114,6 +115,12 @@ def _save(rt: Runtime, outcomes: dict[int, Outcome], actor: str | None) -> None:
                 changes.setdefault((diff.repair_state, state), []).append(diff_id)
                 diff.repair_state, diff.note = state, redact(note)[:2000]
                 diff.repaired_at = utcnow() if state == "applied" else None
+                touched.add(diff.run_id)
+        session.flush()
+        for run_id in touched:  # a finished run's summary follows later repairs
+            run = session.get(ReconcileRun, run_id)
+            if run is not None and run.state not in ("queued", "running"):
+                run.summary = runs.summary(session, run_id)
         if actor is None:
             return
         # One multi-row insert per outcome; each difference's own note stays on its row.

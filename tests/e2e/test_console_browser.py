@@ -208,22 +208,38 @@ def test_bulk_reprocess_with_progress(page: Any, fresh: Stack) -> None:
         for i in ids), 60, "the reprocessed items to reach the gateway", fresh)
 
 
-def test_start_a_reconcile_and_watch_it_finish(page: Any, fresh: Stack) -> None:
+def test_reconcile_from_the_console_then_repair_what_it_found(page: Any, fresh: Stack) -> None:
     (crm_id,) = contacts(fresh, "r1@example.com")
-    wait_until(lambda: fresh.sf_call("GET", f"/sim/records/Contact/{crm_id}").json().get(
-        "Gateway_Id__c"), 60, "the contact to reach the gateway", fresh)
+    gateway_id = wait_until(lambda: fresh.sf_call("GET", f"/sim/records/Contact/{crm_id}")
+                            .json().get("Gateway_Id__c"), 60, "the contact to sync", fresh)
+    # Edited in the CRM while its trigger is off: the gateway never heard of it.
+    trigger = fresh.sf_call("GET", "/sim/trigger").json()
+    fresh.sf_call("POST", "/sim/trigger", json={"url": None}).raise_for_status()
+    try:
+        fresh.sf_call("PATCH", f"/sim/records/Contact/{crm_id}",
+                      json={"FirstName": "Augusta"}).raise_for_status()
+    finally:
+        fresh.sf_call("POST", "/sim/trigger", json={"url": trigger["url"]}).raise_for_status()
+
     page.goto("/reconcile")
     page.check("#start-reconcile input[value=Customer]")
     page.click("#start-reconcile button[type=submit]")
     page.wait_for_url(re.compile(r"/reconcile/\d+$"))
-    # The worker runs it; the page follows the progress and reloads itself when it ends.
+    # A worker runs it; the page follows the progress and reloads itself when it ends.
     page.wait_for_selector("h1 .badge-done", timeout=60_000)
     progress = page.inner_text("#panel")
     assert "1 gateway resources read" in progress and "1 CRM records compared" in progress
-    assert "No differences." in page.inner_text("#diff-counts")
+    assert "Augusta" in page.inner_text("#diff-list")
     shot(page, "reconcile-run.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#diff-counts button:has-text('Repair all 1')")
+    page.wait_for_url(re.compile(r"/bulk/\d+$"))
+    page.wait_for_selector("#status >> text=done")
+    assert page.inner_text("#changed") == "1"
+    wait_until(lambda: fresh.gw_call("GET", f"/customers/{gateway_id}").json()["customers"][
+        "given_name"] == "Augusta", 60, "the queued update to reach the gateway", fresh)
     page.goto("/")
-    assert "done" in page.inner_text("#reconcile-tile")
+    assert "1 found · 1 repaired · 0 remaining" in page.inner_text("#reconcile-tile")
 
 
 def test_dashboard_screenshot(page: Any, fresh: Stack) -> None:

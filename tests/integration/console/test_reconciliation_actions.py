@@ -89,6 +89,8 @@ def test_repair_one_heals_the_crm_record_and_is_audited(world: World,
     resp = admin.post(path)
     assert resp.status_code == 302 and resp.headers["Location"] == f"/reconcile/{run_id}"
     assert diffs(rt, run_id)[0].repair_state == "applied"
+    (run,) = runs_of(rt)  # its summary (the dashboard's, the metrics' and alert's) follows
+    assert (run.summary["remaining"], run.summary["repaired"]) == ({}, 1)
     assert world.crm_get("Payment__c", payment_crm)["Status__c"] == "Confirmed"
     with rt.db.transaction() as session:
         _, history = records.history(session, "Payment", payment_crm)
