@@ -9,6 +9,7 @@ a note) still never reaches a page, a CSV file or a JSON answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ CSV_COLUMNS = ("id", "run_id", "object", "kind", "crm_id", "gateway_id", "field"
                "repaired_at")
 MASKED = ("crm_value", "gateway_value", "note")
 PAGE = 100
+CSV_PAGE = 1000
 # Open: not repaired yet; a failed repair may be asked for again once its cause is fixed.
 OPEN = ("pending", "failed")
 # Counters a run's per-object progress may carry (reconcile's and backfill's).
@@ -50,15 +52,25 @@ def run_dict(run: ReconcileRun) -> dict[str, Any]:
 
 
 def difference_dict(diff: ReconcileDifference) -> dict[str, Any]:
-    row = {c: _plain(getattr(diff, c)) for c in CSV_COLUMNS}
-    for name in MASKED:
-        if row[name]:
-            row[name] = redact(str(row[name]))
-    return row
+    return dict(zip(CSV_COLUMNS, _shown([getattr(diff, c) for c in CSV_COLUMNS]), strict=True))
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+_MASKED_AT = tuple(CSV_COLUMNS.index(c) for c in MASKED)
+_TIMES_AT = tuple(CSV_COLUMNS.index(c) for c in ("found_at", "repaired_at"))
+_COLUMNS = tuple(ReconcileDifference.__table__.c[c] for c in CSV_COLUMNS)
+_DIGIT = re.compile(r"\d")
+
+
+def _shown(values: list[Any]) -> list[Any]:
+    """One row's values in CSV_COLUMNS order as they may be shown: masked, times as text.
+    Every bank-detail pattern has a digit in it: text without one is left as it is."""
+    for i in _MASKED_AT:
+        if values[i] and _DIGIT.search(values[i]):
+            values[i] = redact(str(values[i]))
+    for i in _TIMES_AT:
+        if values[i] is not None:
+            values[i] = values[i].isoformat()
+    return values
 
 
 def list_runs(db: Database, *, kind: str | None = None, before_id: int | None = None,
@@ -158,14 +170,21 @@ def differences(db: Database, run_id: int, flt: DiffFilter = DiffFilter(), *,
                 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page of a run's differences in id order (keyset: pass the returned id as
     ``after_id``; None when there is no further page)."""
-    query = (sa.select(ReconcileDifference)
+    rows = _page(db, run_id, flt, after_id, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ([dict(zip(CSV_COLUMNS, r, strict=True)) for r in rows],
+            rows[-1][0] if more and rows else None)
+
+
+def _page(db: Database, run_id: int, flt: DiffFilter, after_id: int,
+          limit: int) -> list[list[Any]]:
+    """Plain rows (no ORM objects: an export reads every one), shown as they may be."""
+    query = (sa.select(*_COLUMNS)
              .where(*_conditions(run_id, flt), ReconcileDifference.id > after_id)
-             .order_by(ReconcileDifference.id).limit(limit + 1))
+             .order_by(ReconcileDifference.id).limit(limit))
     with db.transaction() as session:
-        rows = list(session.scalars(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [difference_dict(d) for d in rows], (rows[-1].id if more and rows else None)
+        return [_shown(list(r)) for r in session.execute(query)]
 
 
 def counts(db: Database, run_id: int) -> list[dict[str, Any]]:
@@ -241,8 +260,7 @@ def repair_ids(rt: Runtime, ids: list[int], actor: str) -> int:
 def csv_rows(db: Database, run_id: int, flt: DiffFilter = DiffFilter()) -> Iterator[list[Any]]:
     """The header, then every matching difference, read a page at a time."""
     yield list(CSV_COLUMNS)
-    after: int | None = 0
-    while after is not None:
-        page, after = differences(db, run_id, flt, after_id=after, limit=500)
-        for row in page:
-            yield [row[c] for c in CSV_COLUMNS]
+    after = 0
+    while rows := _page(db, run_id, flt, after, CSV_PAGE):
+        yield from rows
+        after = rows[-1][0]
