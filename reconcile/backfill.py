@@ -33,6 +33,7 @@ from marshmallow import ValidationError
 from app.errors import ValidationFailed
 from app.logs import log_context
 from app.mapping import GATEWAY_ID_FIELD, OBJECTS, QUEUEABLE_OBJECTS, ObjectMap
+from app.redaction import redact
 from app.runtime import Runtime
 from queues import intake
 from queues.models import BLOCKING, QueueItem
@@ -236,5 +237,7 @@ def _queue(rt: Runtime, run_id: int, obj: ObjectMap, batch: list[dict[str, Any]]
                 ReconcileDifference.run_id == run_id, ReconcileDifference.object == obj.name,
                 ReconcileDifference.kind == kinds.NOT_SYNCED,
                 ReconcileDifference.crm_id.in_(list(states)))):
-            diff.repair_state, diff.note = states[str(diff.crm_id)]
+            state, note = states[str(diff.crm_id)]
+            # Intake's refusals may quote what the record holds: masked before it is stored.
+            diff.repair_state, diff.note = state, redact(note)[:2000]
     return sum(1 for s, _ in states.values() if s == "applied")

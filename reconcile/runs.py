@@ -53,6 +53,7 @@ def open_run(db: Database, kind: str, objects: Sequence[str], *, repair: bool = 
     another process is still saving progress on a run of this kind."""
     now = utcnow()
     with db.transaction() as session:
+        _one_opener(session, kind)
         refuse_if_busy(session, kind, but=queued)
         if queued is not None:
             return _take(session, queued, kind), False
@@ -70,6 +71,15 @@ def open_run(db: Database, kind: str, objects: Sequence[str], *, repair: bool = 
         session.add(run)
         session.flush()
         return run, False
+
+
+def _one_opener(session: Session, kind: str) -> None:
+    # Two starts at the same moment must not both find no busy run and both insert one.
+    # SQLite: the transaction began IMMEDIATE, which already serialises writers; PostgreSQL:
+    # a transaction-scoped advisory lock per kind does it (released at commit).
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"paybridge-{kind}-run"})
 
 
 def _take(session: Session, run_id: int, kind: str) -> ReconcileRun:

@@ -24,7 +24,7 @@ from app.redaction import redact
 from app.runtime import Runtime
 from reconcile import repairs
 from reconcile.kinds import KINDS
-from reconcile.models import REPAIR_STATES, ReconcileDifference, ReconcileRun
+from reconcile.models import OPEN, REPAIR_STATES, ReconcileDifference, ReconcileRun
 
 CSV_COLUMNS = ("id", "run_id", "object", "kind", "crm_id", "gateway_id", "field", "crm_value",
                "gateway_value", "repair", "safe", "repair_state", "note", "found_at",
@@ -33,7 +33,6 @@ MASKED = ("crm_value", "gateway_value", "note")
 PAGE = 100
 CSV_PAGE = 1000
 # Open: not repaired yet; a failed repair may be asked for again once its cause is fixed.
-OPEN = ("pending", "failed")
 # Counters a run's per-object progress may carry (reconcile's and backfill's).
 COUNTERS = ("gateway_seen", "crm_seen", "differences", "matched", "queued", "reported")
 BUSY = ("queued", "running")
