@@ -33,6 +33,7 @@ from marshmallow import ValidationError
 from app.errors import ValidationFailed
 from app.logs import log_context
 from app.mapping import GATEWAY_ID_FIELD, OBJECTS, QUEUEABLE_OBJECTS, ObjectMap
+from app.redaction import redact
 from app.runtime import Runtime
 from queues import intake
 from queues.models import BLOCKING, QueueItem
@@ -69,9 +70,12 @@ def unsynced_where(where: str | None, after: str | None = None) -> str:
 
 
 def backfill(rt: Runtime, name: str, *, where: str | None = None, dry_run: bool = False,
-             progress: Progress = quiet) -> tuple[int, dict[str, Any]]:
+             progress: Progress = quiet, started_by: str = "cli",
+             queued: int | None = None) -> tuple[int, dict[str, Any]]:
+    """``name``: one queueable object or ``all``; ``queued``: the console's queued run."""
     names = objects_for(name)
-    run, resumed = runs.open_run(rt.db, "backfill", names, where=where, dry_run=dry_run)
+    run, resumed = runs.open_run(rt.db, "backfill", names, where=where, dry_run=dry_run,
+                                 started_by=started_by, queued=queued)
     with log_context(run=run.id):
         log.info("backfill started", extra={"objects": names, "resumed": resumed})
         try:
@@ -233,5 +237,7 @@ def _queue(rt: Runtime, run_id: int, obj: ObjectMap, batch: list[dict[str, Any]]
                 ReconcileDifference.run_id == run_id, ReconcileDifference.object == obj.name,
                 ReconcileDifference.kind == kinds.NOT_SYNCED,
                 ReconcileDifference.crm_id.in_(list(states)))):
-            diff.repair_state, diff.note = states[str(diff.crm_id)]
+            state, note = states[str(diff.crm_id)]
+            # Intake's refusals may quote what the record holds: masked before it is stored.
+            diff.repair_state, diff.note = state, redact(note)[:2000]
     return sum(1 for s, _ in states.values() if s == "applied")

@@ -46,12 +46,13 @@ def quiet(_obj: str, _phase: str, _n: int) -> None:
 
 def reconcile(rt: Runtime, objects: Sequence[str] | None = None, *, repair: bool = False,
               dry_run: bool = False, started_by: str = "cli",
-              progress: Progress = quiet) -> tuple[int, dict[str, Any]]:
+              progress: Progress = quiet,
+              queued: int | None = None) -> tuple[int, dict[str, Any]]:
     """Run (or resume) a reconcile of ``objects`` (default: every mapped object, parents
-    first); returns the run id and its summary."""
+    first); returns the run id and its summary. ``queued``: the console's queued run."""
     names = list(objects or OBJECTS)
     run, resumed = runs.open_run(rt.db, "reconcile", names, repair=repair, dry_run=dry_run,
-                                 started_by=started_by)
+                                 started_by=started_by, queued=queued)
     with log_context(run=run.id):
         log.info("reconcile started", extra={"objects": names, "resumed": resumed})
         try:

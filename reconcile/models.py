@@ -20,8 +20,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.clock import utcnow
 from app.db import Base, BigId, JSONType, UTCDateTime
 
-RUN_STATES = ("running", "done", "failed", "stopped")
-REPAIR_STATES = ("pending", "applied", "failed", "manual")
+RUN_STATES = ("queued", "running", "done", "failed", "stopped")
+# "repairing": claimed by one repair (see ``reconcile.repairs.claim``), so a repair of one
+# difference and a repair of all of its kind never both act on it.
+REPAIR_STATES = ("pending", "repairing", "applied", "failed", "manual")
+OPEN = ("pending", "failed")  # what a repair may take up
 
 
 class ReconcileRun(Base):

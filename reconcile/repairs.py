@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
 
+from app import audit
 from app.clients.errors import PartnerError
 from app.clients.salesforce import CrmWrite
 from app.clock import utcnow
@@ -35,8 +37,8 @@ from app.runtime import Runtime
 from app.workrows.leases import new_lease
 from queues import intake
 from queues.schemas import ChangeSchema
-from reconcile import compare, kinds
-from reconcile.models import ReconcileDifference, ReconcileStaging
+from reconcile import compare, kinds, runs
+from reconcile.models import OPEN, ReconcileDifference, ReconcileRun, ReconcileStaging
 from webhooks import service as webhook_service
 from webhooks.apply import WebhookContext
 from webhooks.crm_records import ensure_crm_record
@@ -45,6 +47,10 @@ log = logging.getLogger(__name__)
 BATCH = 200  # one sObject Collections call
 SOURCE = "reconcile"
 Outcome = tuple[str, str]  # (repair state, note)
+REPAIRING = "repairing"
+# A claim whose repair died with its process (no outcome saved) may be taken up again after
+# this long: longer than any repair of one batch takes.
+CLAIM_EXPIRES = timedelta(minutes=15)
 
 
 class NotRepairable(Exception):
@@ -75,7 +81,7 @@ def apply_safe(rt: Runtime, run_id: int, obj: str | None = None, kind: str | Non
             progress(obj or "", "repair", len(batch))
 
 
-def repair_one(rt: Runtime, difference_id: int) -> Outcome:
+def repair_one(rt: Runtime, difference_id: int, actor: str | None = None) -> Outcome:
     with rt.db.transaction() as session:
         diff = session.get(ReconcileDifference, difference_id)
     if diff is None:
@@ -84,11 +90,36 @@ def repair_one(rt: Runtime, difference_id: int) -> Outcome:
         raise NotRepairable(f"difference {difference_id} is repaired already")
     if not diff.safe:
         raise NotRepairable(f"difference {difference_id} needs an admin: {diff.note}")
-    return repair(rt, [diff])[diff.id]
+    outcome = repair(rt, [diff], actor).get(diff.id)
+    if outcome is None:
+        raise NotRepairable(f"difference {difference_id} is being repaired already")
+    return outcome
 
 
-def repair(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> dict[int, Outcome]:
-    """Repair these differences; each one's outcome is saved on its row."""
+def claim(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> list[ReconcileDifference]:
+    """The differences this repair may act on: each moved to ``repairing`` in one statement,
+    so of two repairs asked for at once (one difference from the console, all of its kind
+    in a job, a scheduled ``--repair``), exactly one acts on each difference."""
+    if not diffs:
+        return []
+    now = utcnow()
+    t = ReconcileDifference
+    with rt.db.transaction() as session:
+        taken = set(session.scalars(
+            sa.update(t).where(t.id.in_([d.id for d in diffs]), sa.or_(
+                t.repair_state.in_(OPEN),
+                sa.and_(t.repair_state == REPAIRING, t.repaired_at < now - CLAIM_EXPIRES)))
+            .values(repair_state=REPAIRING, repaired_at=now).returning(t.id)))
+    return [d for d in diffs if d.id in taken]
+
+
+def repair(rt: Runtime, diffs: Sequence[ReconcileDifference],
+           actor: str | None = None) -> dict[int, Outcome]:
+    """Repair these differences; each one's outcome is saved on its row, and, when a person
+    (``actor``) asked for it, in the audit log in the same transaction. A difference another
+    repair has claimed is left to it (no outcome for it here)."""
+    before = {d.id: d.repair_state for d in diffs}
+    diffs = claim(rt, diffs)
     outcomes: dict[int, Outcome] = {}
     writes = [d for d in diffs if d.repair in (kinds.HEAL, kinds.WRITE_BACK, kinds.WRITE_LINK)]
     outcomes.update(_crm_writes(rt, writes))
@@ -98,17 +129,34 @@ def repair(rt: Runtime, diffs: Sequence[ReconcileDifference]) -> dict[int, Outco
                 outcomes[diff.id] = _queue_update(rt, diff)
             elif diff.repair == kinds.CREATE_CRM:
                 outcomes[diff.id] = _create_crm(rt, diff)
-    _save(rt, outcomes)
+    _save(rt, outcomes, actor, before)
     return outcomes
 
 
-def _save(rt: Runtime, outcomes: dict[int, Outcome]) -> None:
+def _save(rt: Runtime, outcomes: dict[int, Outcome], actor: str | None,
+          before: dict[int, str]) -> None:
+    changes: dict[tuple[str, str], list[int]] = {}
+    touched: set[int] = set()
     with rt.db.transaction() as session:
         for diff_id, (state, note) in outcomes.items():
             diff = session.get(ReconcileDifference, diff_id)
             if diff is not None:
+                changes.setdefault((before[diff_id], state), []).append(diff_id)
                 diff.repair_state, diff.note = state, redact(note)[:2000]
                 diff.repaired_at = utcnow() if state == "applied" else None
+                touched.add(diff.run_id)
+        session.flush()
+        for run_id in touched:  # a finished run's summary follows later repairs
+            run = session.get(ReconcileRun, run_id)
+            if run is not None and run.state not in ("queued", "running"):
+                run.summary = runs.summary(session, run_id)
+        if actor is None:
+            return
+        # One multi-row insert per outcome; each difference's own note stays on its row.
+        for (before, after), ids in changes.items():
+            audit.record_many(session, actor=actor, action="reconcile_repair",
+                              target_type="reconcile_difference", target_ids=ids,
+                              before={"repair_state": before}, after={"repair_state": after})
 
 
 def _current(rt: Runtime, diff: ReconcileDifference) -> dict[str, Any]:

@@ -20,25 +20,43 @@ log = logging.getLogger(__name__)
 # A run whose process saved nothing for this long is taken to have died: it may be resumed.
 STALE_AFTER = timedelta(minutes=2)
 UNFINISHED = ("running", "stopped", "failed")
+QUEUED = "queued"  # asked for from the console; its admin job has not started it yet
 
 
 class AlreadyRunning(Exception):
     """Another process is working on a run of this kind right now."""
 
 
+class NotQueued(Exception):
+    """The queued run a job was handed is gone or no longer queued."""
+
+
+def refuse_if_busy(session: Session, kind: str, *, but: int | None = None) -> None:
+    """Raise ``AlreadyRunning`` while another process is still saving progress on a run of
+    this kind (``but``: a run that does not count, the caller's own)."""
+    query = sa.select(ReconcileRun).where(
+        ReconcileRun.kind == kind, ReconcileRun.state == "running",
+        ReconcileRun.updated_at > utcnow() - STALE_AFTER)
+    if but is not None:
+        query = query.where(ReconcileRun.id != but)
+    busy = session.scalars(query).first()
+    if busy is not None:
+        raise AlreadyRunning(f"{kind} run {busy.id} is running (last progress "
+                             f"{busy.updated_at.isoformat()})")
+
+
 def open_run(db: Database, kind: str, objects: Sequence[str], *, repair: bool = False,
              dry_run: bool = False, where: str | None = None, started_by: str = "cli",
-             resume: bool = True) -> tuple[ReconcileRun, bool]:
+             resume: bool = True, queued: int | None = None) -> tuple[ReconcileRun, bool]:
     """The unfinished run of the same kind and scope, taken up again (``True``), or a new
-    one. Refused while another process is still saving progress on a run of this kind."""
+    one; ``queued``: the run the console asked for, taken up by its job. Refused while
+    another process is still saving progress on a run of this kind."""
     now = utcnow()
     with db.transaction() as session:
-        busy = session.scalars(sa.select(ReconcileRun).where(
-            ReconcileRun.kind == kind, ReconcileRun.state == "running",
-            ReconcileRun.updated_at > now - STALE_AFTER)).first()
-        if busy is not None:
-            raise AlreadyRunning(f"{kind} run {busy.id} is running (last progress "
-                                 f"{busy.updated_at.isoformat()})")
+        _one_opener(session, kind)
+        refuse_if_busy(session, kind, but=queued)
+        if queued is not None:
+            return _take(session, queued, kind), False
         previous = session.scalars(sa.select(ReconcileRun).where(
             ReconcileRun.kind == kind, ReconcileRun.state.in_(UNFINISHED))
             .order_by(ReconcileRun.id.desc())).first()
@@ -53,6 +71,23 @@ def open_run(db: Database, kind: str, objects: Sequence[str], *, repair: bool = 
         session.add(run)
         session.flush()
         return run, False
+
+
+def _one_opener(session: Session, kind: str) -> None:
+    # Two starts at the same moment must not both find no busy run and both insert one.
+    # SQLite: the transaction began IMMEDIATE, which already serialises writers; PostgreSQL:
+    # a transaction-scoped advisory lock per kind does it (released at commit).
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"paybridge-{kind}-run"})
+
+
+def _take(session: Session, run_id: int, kind: str) -> ReconcileRun:
+    run = session.get(ReconcileRun, run_id, with_for_update=True)
+    if run is None or run.kind != kind or run.state != QUEUED:
+        raise NotQueued(f"{kind} run {run_id} is not waiting to start")
+    run.state, run.started_at, run.updated_at = "running", utcnow(), utcnow()
+    return run
 
 
 def cursor_of(db: Database, run_id: int, obj: str) -> dict[str, Any]:

@@ -69,8 +69,12 @@ def run_scheduled(rt: Runtime) -> dict[str, int]:
         run_id, summary = engine.reconcile(rt, repair=rt.settings.reconcile_repair,
                                            started_by="clock")
     except runs.AlreadyRunning as exc:
+        # The key may be a console start's, still waiting for its job: it is not ours to
+        # free (it expires on its own if nobody frees it).
         log.info("scheduled reconcile skipped", extra={"reason": str(exc)})
         return {"runs": 0}
-    finally:
+    except BaseException:
         rt.redis.delete(SCHEDULED_KEY)
+        raise
+    rt.redis.delete(SCHEDULED_KEY)
     return {"runs": 1, "run": run_id, "remaining": sum(summary["remaining"].values())}

@@ -20,3 +20,14 @@ def run_reconcile(_ids: list[int]) -> dict[str, int]:
     from reconcile.schedule import run_scheduled
 
     return run_scheduled(runtime())
+
+
+def run_requested(ids: list[int]) -> dict[str, int]:
+    """Reconcile or backfill runs asked for from the console (queued, by id)."""
+    from reconcile.starts import run_requested as run_one
+
+    rt = runtime()
+    started = 0
+    for run_id in ids:
+        started += int(run_one(rt, run_id)["runs"])
+    return {"runs": started}

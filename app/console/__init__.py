@@ -38,6 +38,7 @@ def init_console(app: Flask, api: Any) -> None:
         history,
         hooks,
         items,
+        reconcile,
     )
     from app.console.views.common import bp
 

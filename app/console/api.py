@@ -22,15 +22,27 @@ from app.console.schemas import (
     BulkListSchema,
     BulkSchema,
     DashboardSchema,
+    DifferenceListSchema,
+    DifferenceQuerySchema,
+    DifferenceSchema,
+    ReconcileRunDetailSchema,
+    ReconcileRunListSchema,
+    ReconcileRunQuerySchema,
+    ReconcileStartedSchema,
+    ReconcileStartSchema,
+    RepairAllSchema,
     SearchQuerySchema,
     SearchResultSchema,
     SecretListSchema,
     TimelineSchema,
 )
 from app.listing import ListFilter
+from reconcile import service as reconcile_service
+from reconcile import starts
 
 blp = Blueprint("console_api", __name__, url_prefix="/api/v1",
-                description="Operations: dashboard, history search, bulk actions, audit, keys")
+                description="Operations: dashboard, history search, bulk actions, audit, keys, "
+                            "reconciliation")
 READERS = ("admin", "operations")
 
 
@@ -144,3 +156,67 @@ def list_secrets() -> dict[str, Any]:
 def list_alerts() -> dict[str, Any]:
     """Alerts sent lately, with each channel's delivery outcome."""
     return {"items": [a.to_dict() for a in alerts.recent(_rt())]}
+
+
+@blp.route("/reconcile-runs", methods=["GET"])
+@require_key(*READERS)
+@blp.arguments(ReconcileRunQuerySchema, location="query")
+@blp.response(200, ReconcileRunListSchema)
+def list_reconcile_runs(query: dict[str, Any]) -> dict[str, Any]:
+    """Reconcile and backfill runs, newest first, with their progress and summary."""
+    rows = reconcile_service.list_runs(_rt().db, kind=query["kind"],
+                                       before_id=query["before_id"], limit=query["limit"])
+    more = len(rows) == query["limit"]
+    return {"items": rows, "next_before_id": rows[-1]["id"] if rows and more else None}
+
+
+@blp.route("/reconcile-runs", methods=["POST"])
+@require_key("admin")
+@blp.arguments(ReconcileStartSchema)
+@blp.response(202, ReconcileStartedSchema)
+def start_reconcile_run(body: dict[str, Any]) -> dict[str, Any]:
+    """Start a reconcile or a backfill as an admin job; 409 while one of its kind runs."""
+    objects = body["objects"] if body["kind"] == "reconcile" else [body["object"] or ""]
+    return starts.start(_rt(), body["kind"], objects, repair=body["repair"],
+                        dry_run=body["dry_run"], where=body["where"], actor=g.api_key_name)
+
+
+@blp.route("/reconcile-runs/<int:run_id>", methods=["GET"])
+@require_key(*READERS)
+@blp.response(200, ReconcileRunDetailSchema)
+def get_reconcile_run(run_id: int) -> dict[str, Any]:
+    """One run: its progress, summary, and differences counted by object and kind."""
+    run = reconcile_service.get_run(_rt().db, run_id)
+    return {**run, "counts": reconcile_service.counts(_rt().db, run_id)}
+
+
+@blp.route("/reconcile-runs/<int:run_id>/differences", methods=["GET"])
+@require_key(*READERS)
+@blp.arguments(DifferenceQuerySchema, location="query")
+@blp.response(200, DifferenceListSchema)
+def list_differences(query: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """A run's differences in id order, filtered; page on with ``after_id``."""
+    reconcile_service.get_run(_rt().db, run_id)
+    after, limit = query.pop("after_id"), query.pop("limit")
+    rows, next_after = reconcile_service.differences(
+        _rt().db, run_id, reconcile_service.parse_filter(query), after_id=after, limit=limit)
+    return {"items": rows, "next_after_id": next_after}
+
+
+@blp.route("/reconcile-runs/<int:run_id>/repair", methods=["POST"])
+@require_key("admin")
+@blp.arguments(RepairAllSchema)
+@blp.response(202, BulkSchema)
+def repair_all_differences(body: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """Repair every open difference of one kind (and object) that has a safe repair, as a
+    bulk operation in the background."""
+    return bulk.start_repair(_rt(), run_id=run_id, kind=body["kind"], obj=body["object"],
+                             actor=g.api_key_name).to_dict()
+
+
+@blp.route("/reconcile-differences/<int:diff_id>/repair", methods=["POST"])
+@require_key("admin")
+@blp.response(200, DifferenceSchema)
+def repair_difference(diff_id: int) -> dict[str, Any]:
+    """Repair one difference through its repair path; the difference afterwards."""
+    return reconcile_service.repair_one(_rt(), diff_id, g.api_key_name)

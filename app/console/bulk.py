@@ -1,4 +1,5 @@
-"""Bulk reprocess / discard of every Failed item matching a filter, with progress.
+"""Bulk reprocess / discard of every Failed item matching a filter, and the repair of every
+open difference of one kind of a reconcile run, with progress.
 
 Starting one stores a BulkOperation row (the filter, the number of items it matches, the
 highest id it may touch, so items failing later are left alone) and enqueues a job after
@@ -29,26 +30,37 @@ from app.runtime import Runtime
 from queues import admin as queue_admin
 from queues import service as queue_service
 from queues.models import QueueItem
+from reconcile import service as reconcile_service
+from reconcile.models import ReconcileDifference
 from webhooks import service as webhook_service
 from webhooks.models import WebhookEvent
 
 log = logging.getLogger(__name__)
 RUN_JOB = "workers.admin_jobs.run_bulk_operations"
 CHUNK = 500
+# A chunk of repairs is partner calls (one Collections write, a read per queued update):
+# kept to what one sObject Collections call takes, well inside the lock's life.
+REPAIR_CHUNK = 200
 STALLED_AFTER = 120.0
 ACTIONS = ("reprocess", "discard")
 
 
-def _spec(queue: str) -> tuple[Any, Callable[[ListFilter], list[Any]]]:
+def _spec(queue: str) -> tuple[Any, Callable[[dict[str, Any]], list[Any]]]:
+    """The rows an operation of this queue works through, and its stored filter's
+    conditions on them."""
     if queue == "api":
-        return QueueItem, queue_service.item_conditions
+        return QueueItem, lambda f: queue_service.item_conditions(ListFilter.from_dict(f))
     if queue == "webhook":
-        return WebhookEvent, webhook_service.event_conditions
+        return WebhookEvent, lambda f: webhook_service.event_conditions(ListFilter.from_dict(f))
+    if queue == "reconcile":
+        return ReconcileDifference, reconcile_service.repair_conditions
     raise ValidationFailed(f"unknown queue {queue!r}; one of api, webhook")
 
 
 def _apply(rt: Runtime, op: BulkOperation, ids: list[int]) -> int:
     actor = f"{op.actor} (bulk #{op.id})"
+    if op.queue == "reconcile":
+        return reconcile_service.repair_ids(rt, ids, actor)
     if op.action == "reprocess":
         if op.queue == "api":
             return len(queue_admin.reprocess(rt, ids=ids, actor=actor))
@@ -60,27 +72,40 @@ def _apply(rt: Runtime, op: BulkOperation, ids: list[int]) -> int:
 def start(rt: Runtime, *, queue: str, action: str, flt: ListFilter, reason: str | None,
           actor: str) -> BulkOperation:
     """Count what the filter matches among Failed items and hand the work to a job."""
-    model, conds_of = _spec(queue)
-    if action not in ACTIONS:
+    _spec(queue)
+    if queue == "reconcile" or action not in ACTIONS:
         raise ValidationFailed(f"action must be one of {', '.join(ACTIONS)}")
     if action == "discard" and not (reason or "").strip():
         raise ValidationFailed("a discard needs a reason", details={"fields": {
             "reason": ["required for a discard"]}})
     flt = ListFilter(**{**flt.__dict__, "status": "failed"})
-    conds = conds_of(flt)
+    return _open(rt, queue, action, flt.as_dict(), reason, actor)
+
+
+def start_repair(rt: Runtime, *, run_id: int, kind: str, obj: str | None,
+                 actor: str) -> BulkOperation:
+    """Every open difference of one kind (and object) of a reconcile run that has a safe
+    repair, repaired by a job through the repair paths."""
+    reconcile_service.check_repair_all(rt.db, run_id, kind, obj)
+    return _open(rt, "reconcile", "repair", {"run_id": run_id, "kind": kind, "object": obj},
+                 None, actor)
+
+
+def _open(rt: Runtime, queue: str, action: str, spec: dict[str, Any], reason: str | None,
+          actor: str) -> BulkOperation:
+    model, conds_of = _spec(queue)
     with rt.db.transaction() as session:
         total, upto = session.execute(
-            sa.select(sa.func.count(), sa.func.max(model.id)).where(*conds)).one()
+            sa.select(sa.func.count(), sa.func.max(model.id)).where(*conds_of(spec))).one()
         op = BulkOperation(queue=queue, action=action, actor=actor, reason=reason,
-                           filter={**flt.as_dict(), "upto_id": upto or 0}, total=total,
+                           filter={**spec, "upto_id": upto or 0}, total=total,
                            status=QUEUED if total else DONE,
                            finished_at=None if total else utcnow())
         session.add(op)
         session.flush()
         audit.record(session, actor=actor, action=f"bulk_{action}",
                      target_type="bulk_operation", target_id=op.id,
-                     after={"queue": queue, "filter": flt.as_dict(), "total": total},
-                     note=reason)
+                     after={"queue": queue, "filter": spec, "total": total}, note=reason)
     if total:
         _enqueue(rt, [op.id])
     return op
@@ -111,11 +136,10 @@ def _next_chunk(rt: Runtime, op_id: int) -> tuple[BulkOperation, list[int]] | No
         if op is None or op.status in (DONE, FAILED):
             return None
         model, conds_of = _spec(op.queue)
-        flt = ListFilter.from_dict(op.filter)
         ids = list(session.scalars(
-            sa.select(model.id).where(*conds_of(flt), model.id > op.cursor,
+            sa.select(model.id).where(*conds_of(op.filter), model.id > op.cursor,
                                       model.id <= op.filter.get("upto_id", 0))
-            .order_by(model.id).limit(CHUNK)))
+            .order_by(model.id).limit(REPAIR_CHUNK if op.queue == "reconcile" else CHUNK)))
         op.status = RUNNING if ids else DONE
         if not ids:
             op.finished_at = utcnow()

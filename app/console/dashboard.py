@@ -3,7 +3,8 @@
 Counts come from the database at the moment of asking; throughput and failures per minute
 come from the Redis counters every process bumps (app.telemetry); worker and clock liveness
 from RQ's worker registry and the clock's heartbeat key; change capture's cost (polling)
-from the calls each object's last poll spent, beside the org's allocation.
+from the calls each object's last poll spent, beside the org's allocation; the last
+reconcile run's result from its row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rq import Worker
 from app.clock import iso, utcnow
 from app.runtime import Runtime
 from queues.models import QueueItem
+from reconcile import service as reconcile_service
 from webhooks.models import PARKED, PENDING, WebhookEvent
 
 CLOCK_HEARTBEAT_KEY = "paybridge:clock:heartbeat"  # written by workers.clock.tick
@@ -117,4 +119,20 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
     usage = salesforce_usage(rt)
     return {"generated_at": utcnow().isoformat(),
             "queues": {name: queue_stats(rt, name) for name in QUEUES},
-            "salesforce": usage, "capture": capture_cost(rt, usage), **processes(rt)}
+            "salesforce": usage, "capture": capture_cost(rt, usage),
+            "reconcile": last_reconcile(rt), **processes(rt)}
+
+
+def last_reconcile(rt: Runtime) -> dict[str, Any] | None:
+    """The newest reconcile run that started: when, its state, and what it found."""
+    run = reconcile_service.latest(rt.db)
+    if run is None:
+        return None
+    summary = run["summary"]
+    found = sum((summary.get("found") or {}).values())
+    remaining = sum((summary.get("remaining") or {}).values())
+    return {"id": run["id"], "state": run["state"], "started_at": run["started_at"],
+            "finished_at": run["finished_at"], "objects": run["objects"],
+            "found": found if summary else run["totals"]["differences"],
+            "repaired": summary.get("repaired", 0), "remaining": remaining,
+            "remaining_by_kind": summary.get("remaining") or {}}

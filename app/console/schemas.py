@@ -1,5 +1,5 @@
 """Request and response shapes of the console's JSON API (dashboard, history search,
-bulk operations, audit log, API keys, webhook secrets, alerts)."""
+bulk operations, audit log, API keys, webhook secrets, alerts, reconciliation)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from datetime import UTC
 from marshmallow import Schema, fields, validate
 
 from app.auth import ROLES
-from app.schemas import ROW_ID
+from app.mapping import OBJECTS
+from app.schemas import MAX_ID, ROW_ID
+from reconcile.kinds import KINDS as DIFFERENCE_KINDS
+from reconcile.models import REPAIR_STATES
+from reconcile.starts import KINDS as RUN_KINDS
 
 
 class QueueStatsSchema(Schema):
@@ -30,6 +34,9 @@ class DashboardSchema(Schema):
         "description": "CHANGE_CAPTURE=poll only: interval_seconds, objects (calls of each "
                        "object's last poll, polled_at), calls_per_interval, calls_per_day, "
                        "share_of_allocation"})
+    reconcile = fields.Dict(allow_none=True, metadata={
+        "description": "the newest reconcile run: id, state, started_at, finished_at, objects, "
+                       "found, repaired, remaining, remaining_by_kind"})
     redis = fields.String()
     workers = fields.List(fields.Dict())
     clock = fields.Dict()
@@ -180,3 +187,96 @@ class AlertSchema(Schema):
 
 class AlertListSchema(Schema):
     items = fields.List(fields.Nested(AlertSchema))
+
+
+class ReconcileRunSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String(metadata={"description": "reconcile or backfill"})
+    objects = fields.List(fields.String())
+    repair = fields.Boolean()
+    dry_run = fields.Boolean()
+    where = fields.String(allow_none=True, metadata={"description": "backfill's SOQL condition"})
+    state = fields.String(metadata={"description": "queued, running, done, failed, stopped"})
+    started_by = fields.String(metadata={"description": "cli, clock or console"})
+    started_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+    updated_at = fields.String(metadata={"description": "the last progress saved"})
+    progress = fields.Dict(metadata={"description": "object -> phase and counters"})
+    totals = fields.Dict(metadata={"description": "the counters summed over the objects"})
+    summary = fields.Dict(metadata={"description": "found and remaining by kind, repaired"})
+    error = fields.String(allow_none=True)
+
+
+class ReconcileRunDetailSchema(ReconcileRunSchema):
+    counts = fields.List(fields.Dict(), metadata={
+        "description": "per object and kind: found, open, repairable (open with a safe repair)"})
+
+
+class ReconcileRunQuerySchema(Schema):
+    kind = fields.String(load_default=None, validate=validate.OneOf(RUN_KINDS))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    before_id = fields.Integer(load_default=None, validate=ROW_ID)
+
+
+class ReconcileRunListSchema(Schema):
+    items = fields.List(fields.Nested(ReconcileRunSchema))
+    next_before_id = fields.Integer(allow_none=True)
+
+
+class ReconcileStartSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(RUN_KINDS))
+    objects = fields.List(fields.String(validate=validate.OneOf(tuple(OBJECTS))),
+                          load_default=list, metadata={
+                              "description": "reconcile: these objects (none: every one)"})
+    object = fields.String(load_default=None, metadata={
+        "description": "backfill: one queueable object, or all"})
+    repair = fields.Boolean(load_default=False, metadata={
+        "description": "reconcile: apply the safe repairs"})
+    dry_run = fields.Boolean(load_default=False)
+    where = fields.String(load_default=None, validate=validate.Length(max=2000), metadata={
+        "description": "backfill: a SOQL condition the records must also meet"})
+
+
+class ReconcileStartedSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    objects = fields.List(fields.String())
+    state = fields.String()
+
+
+class DifferenceQuerySchema(Schema):
+    object = fields.String(load_default=None, validate=validate.OneOf(tuple(OBJECTS)))
+    kind = fields.String(load_default=None, validate=validate.OneOf(DIFFERENCE_KINDS))
+    repair_state = fields.String(load_default=None, validate=validate.OneOf(REPAIR_STATES))
+    safe = fields.String(load_default=None, validate=validate.OneOf(("true", "false")))
+    after_id = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class DifferenceSchema(Schema):
+    id = fields.Integer()
+    run_id = fields.Integer()
+    object = fields.String()
+    kind = fields.String()
+    crm_id = fields.String(allow_none=True)
+    gateway_id = fields.String(allow_none=True)
+    field = fields.String(allow_none=True)
+    crm_value = fields.String(allow_none=True, metadata={"description": "masked"})
+    gateway_value = fields.String(allow_none=True, metadata={"description": "masked"})
+    repair = fields.String(metadata={"description": "the suggested repair"})
+    safe = fields.Boolean(metadata={"description": "applied by a repair without an admin's "
+                                                   "judgement"})
+    repair_state = fields.String()
+    note = fields.String(allow_none=True)
+    found_at = fields.String()
+    repaired_at = fields.String(allow_none=True)
+
+
+class DifferenceListSchema(Schema):
+    items = fields.List(fields.Nested(DifferenceSchema))
+    next_after_id = fields.Integer(allow_none=True)
+
+
+class RepairAllSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(DIFFERENCE_KINDS))
+    object = fields.String(load_default=None, validate=validate.OneOf(tuple(OBJECTS)))

@@ -1,6 +1,7 @@
 """The console in a real headless Chromium, against the real processes and both emulators:
 sign in, fix a Failed item's payload and watch it go, read a payment's timeline, bulk
-reprocess, and keep screenshots of the main pages in docs/screenshots/."""
+reprocess, start a reconcile and watch it finish, and keep screenshots of the main pages in
+docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -205,6 +206,40 @@ def test_bulk_reprocess_with_progress(page: Any, fresh: Stack) -> None:
     wait_until(lambda: not failed_ids(fresh) and all(
         fresh.sf_call("GET", f"/sim/records/Contact/{i}").json().get("Gateway_Id__c")
         for i in ids), 60, "the reprocessed items to reach the gateway", fresh)
+
+
+def test_reconcile_from_the_console_then_repair_what_it_found(page: Any, fresh: Stack) -> None:
+    (crm_id,) = contacts(fresh, "r1@example.com")
+    gateway_id = wait_until(lambda: fresh.sf_call("GET", f"/sim/records/Contact/{crm_id}")
+                            .json().get("Gateway_Id__c"), 60, "the contact to sync", fresh)
+    # Edited in the CRM while its trigger is off: the gateway never heard of it.
+    trigger = fresh.sf_call("GET", "/sim/trigger").json()
+    fresh.sf_call("POST", "/sim/trigger", json={"url": None}).raise_for_status()
+    try:
+        fresh.sf_call("PATCH", f"/sim/records/Contact/{crm_id}",
+                      json={"FirstName": "Augusta"}).raise_for_status()
+    finally:
+        fresh.sf_call("POST", "/sim/trigger", json={"url": trigger["url"]}).raise_for_status()
+
+    page.goto("/reconcile")
+    page.check("#start-reconcile input[value=Customer]")
+    page.click("#start-reconcile button[type=submit]")
+    page.wait_for_url(re.compile(r"/reconcile/\d+$"))
+    # A worker runs it; the page follows the progress and reloads itself when it ends.
+    page.wait_for_selector("h1 .badge-done", timeout=60_000)
+    progress = page.inner_text("#panel")
+    assert "1 gateway resources read" in progress and "1 CRM records compared" in progress
+    assert "Augusta" in page.inner_text("#diff-list")
+    shot(page, "reconcile-run.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#diff-counts button:has-text('Repair all 1')")
+    page.wait_for_url(re.compile(r"/bulk/\d+$"))
+    page.wait_for_selector("#status >> text=done")
+    assert page.inner_text("#changed") == "1"
+    wait_until(lambda: fresh.gw_call("GET", f"/customers/{gateway_id}").json()["customers"][
+        "given_name"] == "Augusta", 60, "the queued update to reach the gateway", fresh)
+    page.goto("/")
+    assert "1 found · 1 repaired · 0 remaining" in page.inner_text("#reconcile-tile")
 
 
 def test_dashboard_screenshot(page: Any, fresh: Stack) -> None:

@@ -4,15 +4,18 @@ the safe ones are repaired through Paybridge's own paths, and a second run finds
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from app.clock import utcnow
 from app.mapping import GATEWAY_ID_FIELD
 from app.records import service as records
 from queues.models import QueueItem
-from reconcile import engine
+from reconcile import engine, repairs
 from reconcile.models import ReconcileDifference, ReconcileRun
 from tests.integration.partners import drain
 from tests.integration.reconcile_world import World
@@ -190,3 +193,61 @@ def test_a_run_that_dies_midway_resumes_from_its_saved_cursor(linked, monkeypatc
         assert run.progress["Customer"]["crm_seen"] == total  # each record compared once
         assert run.progress["Customer"]["gateway_seen"] == total
     assert summary["found"] == {"field": 1}
+
+
+def _heal_difference(world: World) -> tuple[Any, str, str]:
+    """A payment confirmed at the gateway while webhooks were off: one ``heal``."""
+    payment_crm, payment = world.chain(0)["Payment"]
+    world.advance("payments", payment["id"], "confirmed")
+    run_id, _ = engine.reconcile(world.rt, ["Payment"])
+    with world.rt.db.transaction() as session:
+        (diff,) = session.scalars(sa.select(ReconcileDifference).where(
+            ReconcileDifference.run_id == run_id))
+    assert (diff.repair, diff.repair_state) == ("heal", "pending")
+    return diff, payment_crm, payment["id"]
+
+
+def _history(world: World, crm_id: str) -> list[tuple[str, str]]:
+    with world.rt.db.transaction() as session:
+        _, history = records.history(session, "Payment", crm_id)
+        return [(e.to_status, e.source) for e in history]
+
+
+def test_a_difference_another_repair_has_claimed_is_left_to_it(linked) -> None:
+    world = World(*linked)
+    diff, payment_crm, _ = _heal_difference(world)
+    with world.rt.db.transaction() as session:  # a repair-all job took it a moment ago
+        row = session.get(ReconcileDifference, diff.id)
+        row.repair_state, row.repaired_at = "repairing", utcnow()
+    with pytest.raises(repairs.NotRepairable, match="being repaired already"):
+        repairs.repair_one(world.rt, diff.id, actor="alice")
+    assert _history(world, payment_crm) == []
+    assert world.crm_get("Payment__c", payment_crm)["Status__c"] != "Confirmed"
+
+    with world.rt.db.transaction() as session:  # that job died long ago: taken up again
+        session.get(ReconcileDifference, diff.id).repaired_at = \
+            utcnow() - repairs.CLAIM_EXPIRES - timedelta(seconds=1)
+    assert repairs.repair_one(world.rt, diff.id, actor="alice")[0] == "applied"
+    assert _history(world, payment_crm) == [("confirmed", "reconcile")]
+
+
+def test_two_repairs_of_one_difference_at_once_apply_it_once(linked) -> None:
+    world = World(*linked)
+    diff, payment_crm, _ = _heal_difference(world)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        start.wait()
+        try:
+            outcomes.append(repairs.repair_one(world.rt, diff.id, actor="alice")[0])
+        except repairs.NotRepairable as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("applied") == 1, outcomes
+    assert _history(world, payment_crm) == [("confirmed", "reconcile")]

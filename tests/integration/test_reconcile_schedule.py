@@ -13,7 +13,7 @@ from app.background import ADMIN_QUEUE
 from app.console import alerts
 from app.runtime import Runtime
 from app.web import create_app
-from reconcile import schedule
+from reconcile import runs, schedule
 from reconcile.models import ReconcileRun
 from tests.integration.reconcile_world import World
 from workers.context import set_runtime
@@ -50,3 +50,14 @@ def test_the_clock_hands_out_one_run_when_due_and_its_result_is_measured(linked)
     assert 'paybridge_reconcile_differences{kind="not_synced"} 1.0' in metrics
     assert 'paybridge_reconcile_differences{kind="status"} 0.0' in metrics
     rt.db.dispose()
+
+
+def test_a_skipped_scheduled_job_leaves_a_console_start_its_hold(linked) -> None:
+    rt = linked[0]
+    set_runtime(rt)
+    run, _ = runs.open_run(rt.db, "reconcile", ["Payment"], started_by="cli")  # busy
+    rt.redis.set(schedule.SCHEDULED_KEY, "console")  # a console start waits for its job
+    assert schedule.run_scheduled(rt) == {"runs": 0}
+    assert rt.redis.get(schedule.SCHEDULED_KEY) is not None  # still the console's
+    with rt.db.transaction() as session:
+        assert session.get(ReconcileRun, run.id).state == "running"

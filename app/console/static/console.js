@@ -20,15 +20,19 @@
     }
   });
 
-  // The dashboard swaps in a fresh body every few seconds.
+  // The dashboard (and a reconcile run's progress) swaps in a fresh body every few
+  // seconds. A body marked data-final is the last one: the page is loaded once more, so
+  // what depends on the finished work (a run's differences) shows too.
   function refreshPanel(panel) {
     var every = parseInt(panel.getAttribute("data-every"), 10) || 10000;
     function load() {
+      var finished = false;
       fetch(panel.getAttribute("data-refresh"), {credentials: "same-origin"})
         .then(function (r) { if (!r.ok || r.redirected) { throw new Error(r.status); } return r.text(); })
         .then(function (html) {
           panel.innerHTML = html;
           applyShares(panel);
+          finished = panel.querySelector("[data-final]") !== null;
           var stamp = document.getElementById("refreshed");
           if (stamp) { stamp.textContent = "refreshed " + new Date().toLocaleTimeString(); }
         })
@@ -36,7 +40,9 @@
           var stamp = document.getElementById("refreshed");
           if (stamp) { stamp.textContent = "could not refresh; retrying"; }
         })
-        .finally(function () { window.setTimeout(load, every); });
+        .finally(function () {
+          if (finished) { window.location.reload(); } else { window.setTimeout(load, every); }
+        });
     }
     window.setTimeout(load, every);
   }
@@ -68,7 +74,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     applyShares(document);
     var panel = document.getElementById("panel");
-    if (panel) { refreshPanel(panel); }
+    if (panel && panel.hasAttribute("data-refresh")) { refreshPanel(panel); }
     var box = document.getElementById("bulk");
     if (box) { followBulk(box); }
   });

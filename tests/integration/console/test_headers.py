@@ -14,6 +14,7 @@ from werkzeug.test import TestResponse
 from app.config import Settings
 from app.runtime import Runtime
 from app.web import create_app
+from tests.integration.console.reconcile_seed import seed_differences, seed_run
 from tests.integration.console.support import Console, failed_event, failed_item
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "app" / "console" / "templates"
@@ -61,7 +62,8 @@ class InlineFinder(HTMLParser):
 
 PAGES = ["/", "/dashboard/panel", "/items", "/items/{item}", "/items/{item}/edit", "/events",
          "/events/{event}", "/history?q=PM", "/history/Payment/PM000001", "/audit", "/bulk",
-         "/bulk/1", "/alerts", "/keys", "/settings", "/items/999999"]
+         "/bulk/1", "/alerts", "/keys", "/settings", "/items/999999", "/reconcile",
+         "/reconcile/{run}", "/reconcile/{run}/progress"]
 
 
 def test_every_console_page_has_the_headers_and_nothing_inline(admin_console: Console,
@@ -70,10 +72,12 @@ def test_every_console_page_has_the_headers_and_nothing_inline(admin_console: Co
     from app.listing import ListFilter
 
     item, event = failed_item(rt), failed_event(rt)
+    run = seed_run(rt, state="running")
+    seed_differences(rt, run, 3)
     op = bulk.start(rt, queue="api", action="reprocess", flt=ListFilter(status="failed"),
                     reason=None, actor="alice")
     for template in PAGES:
-        path = template.format(item=item, event=event).replace("/bulk/1", f"/bulk/{op.id}")
+        path = template.format(item=item, event=event, run=run).replace("/bulk/1", f"/bulk/{op.id}")
         resp = admin_console.get(path)
         assert resp.status_code in (200, 404), (path, resp.status_code)
         assert_console_headers(resp, path)
