@@ -83,12 +83,14 @@ class Touched:
     replaced_at: datetime | None = None
 
 
-def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
+def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease,
+                   job_id: str | None = None) -> dict[str, int]:
     """Apply the events ``ids`` name (and every other workable event of their resources, and
-    the resources of the events delivered with them: ``webhooks.coalescing``). The caller
-    keeps ``lease`` renewed. An exception while one resource is handled is recorded on that
-    resource's events (retried, then Failed) and the others go on."""
-    claimed = claim_resources(ctx.db, ids, lease, ctx.settings.batch_size)
+    the resources of the events delivered with them: ``webhooks.coalescing``); ``job_id``,
+    the RQ job running, if any. The caller keeps ``lease`` renewed. An exception while one
+    resource is handled is recorded on that resource's events (retried, then Failed) and
+    the others go on."""
+    claimed = claim_resources(ctx.db, ids, lease, ctx.settings.batch_size, job_id)
     # Every leased resource is released at the end, whatever happens.
     touched = [Touched(obj, resource_id) for _, resource_id, obj in claimed.leased]
     failed: set[str | None] = set()

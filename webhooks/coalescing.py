@@ -49,11 +49,20 @@ class Claimed:
     siblings: int = 0  # leased resources none of the job's own events named
 
 
-def claim_resources(db: Database, ids: Sequence[int], lease: Lease, limit: int) -> Claimed:
+def claim_resources(db: Database, ids: Sequence[int], lease: Lease, limit: int,
+                    job_id: str | None = None) -> Claimed:
     """Lease the resources of the events ``ids`` and of their due, unheld siblings (same
-    deliveries), ``limit`` resources at most beyond the job's own."""
+    deliveries), ``limit`` resources at most beyond the job's own.
+
+    ``job_id``: the RQ job running; of ``ids`` only the events still handed to it count as
+    its own. An event another job took as a sibling and could not finish (a CRM write to
+    retry later) no longer names this job: it is due again when its retry is, and the
+    dispatcher hands it out then, instead of every later per-event job trying it at once."""
     claimed = Claimed()
     with db.transaction() as session:
+        if job_id is not None:
+            ids = list(session.scalars(sa.select(events.c.id).where(
+                events.c.id.in_(list(ids)), events.c.job_id == job_id)))
         own = _own_resources(session, ids)
         mapped = [(t, r) for t, r in own if r is not None and t in RESOURCE_TO_OBJECT]
         claimed.unlinked = [(t, r) for t, r in own if (t, r) not in mapped]

@@ -162,3 +162,26 @@ def test_per_event_jobs_racing_each_other_apply_every_event_once(world) -> None:
     assert_applied_once_in_order(rt, payments, events)
     assert crm_statuses(sf, sf_url) == {"Paid Out": 150, "Confirmed": 50, "Submitted": 200}
     assert sum(r.get("errors", 0) for r in results) == 0
+
+
+def test_a_failed_delivery_write_is_retried_on_schedule_not_by_each_later_job(world) -> None:
+    """The first job's CRM write fails for every record (transient): each event waits for
+    its retry; the per-event jobs still queued do not try again at once, one call each."""
+    rt, sf_url, sf = world
+    rt = Runtime(replace(rt.settings, retry_schedule=(300.0,)))
+    set_runtime(rt)
+    payments = payments_in_crm(rt, sf, sf_url, 150)
+    events = len(deliver(rt, [(p, "submitted") for p in payments]))
+    sf.post(f"{sf_url}/sim/faults", json={"unable_to_lock_row": 10_000}).raise_for_status()
+    queue = Queue(WEBHOOK_QUEUE, connection=rt.redis)
+    before = sf_calls(sf, sf_url)
+
+    SimpleWorker([queue], connection=rt.redis).work(burst=True)
+
+    assert sf_calls(sf, sf_url) - before == 1
+    with rt.db.transaction() as session:
+        rows = session.scalars(sa.select(WebhookEvent)).all()
+        assert len(rows) == events
+        assert {(r.status, r.attempts, r.job_id) for r in rows} == {("pending", 1, None)}
+        assert all("UNABLE_TO_LOCK_ROW" in (r.last_error or "") for r in rows)
+    rt.db.dispose()
