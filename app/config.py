@@ -43,6 +43,9 @@ class ConfigError(RuntimeError):
 # Between the end of a bank-account request's deadline and gunicorn's WEB_TIMEOUT: time to
 # record the gateway's answer and to answer the client.
 DEADLINE_MARGIN = 5.0
+# Each in-flight gateway call briefly takes a database connection of the worker's pool (5 +
+# 5 overflow) to record its result; beyond this, threads would mostly wait for one.
+MAX_GATEWAY_CONCURRENCY = 32
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 60.0}
@@ -174,6 +177,11 @@ class Settings:
                                     "parse": int})
     gateway_rate_window: float = field(default=60.0, metadata={"env": "GATEWAY_RATE_WINDOW",
                                        "parse": _seconds})
+    # Gateway calls one API Queue job keeps in flight at once (rows of unrelated records;
+    # a record's rows, and rows linked to a record in the same job, stay one after another):
+    # one worker then fills the allowance instead of waiting out each call's round trip.
+    gateway_concurrency: int = field(default=8, metadata={"env": "GATEWAY_CONCURRENCY",
+                                     "parse": int})
     webhook_secret: str = field(default=DEV_WEBHOOK_SECRET,
                                 metadata={"env": "GOCARDLESS_WEBHOOK_SECRET"})
     # Accepted as well during a secret rotation.
@@ -190,7 +198,8 @@ class Settings:
     trusted_proxy_count: int = field(default=0, metadata={"env": "TRUSTED_PROXY_COUNT",
                                      "parse": int})
     # event: one job per event (like a Platform Event); batch: one job per delivery;
-    # scheduled: the clock's sweep only.
+    # scheduled: the clock's sweep only. In every mode a job also applies the events
+    # delivered with its own (webhooks.coalescing), so the CRM writes stay batched.
     webhook_mode: str = field(default="event", metadata={
         "env": "WEBHOOK_MODE", "parse": _choice("event", "batch", "scheduled")})
     webhook_keep_applied: float = field(default=0.0, metadata={
@@ -353,6 +362,8 @@ class Settings:
                 f"{DEADLINE_MARGIN:g}s before WEB_TIMEOUT ({self.web_timeout:g}s, gunicorn's "
                 "worker timeout), or gunicorn could kill a request between the gateway's answer "
                 "and its record")
+        if not 1 <= self.gateway_concurrency <= MAX_GATEWAY_CONCURRENCY:
+            raise ConfigError(f"GATEWAY_CONCURRENCY must be 1-{MAX_GATEWAY_CONCURRENCY}")
         if self.trusted_proxy_count < 0:
             raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
         if self.env != "production":

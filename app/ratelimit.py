@@ -3,9 +3,10 @@
 GCRA (the generic cell rate algorithm) in one Lua script: each call reserves the next
 slot, spaced ``window / (limit * headroom)`` apart, so N workers together never exceed the
 partner's rate, whatever N is. ``burst`` lets that many calls go back to back before the
-spacing applies (the gateway's fixed windows want none; a daily allowance wants some). The
-partner's own signals win: a 429's Retry-After, or ``RateLimit-Remaining: 0`` until
-``RateLimit-Reset``, block every caller until then, burst or not.
+spacing applies (the gateway's fixed windows want none beyond ``catch_up``, a burst that
+fits in the headroom; a daily allowance wants some). The partner's own signals win: a
+429's Retry-After, or ``RateLimit-Remaining: 0`` until ``RateLimit-Reset``, block every
+caller until then, burst or not.
 """
 
 from __future__ import annotations
@@ -38,17 +39,32 @@ return tostring(wait)
 """
 
 
+# The gateway's limiter: a worker that paused between two batches (their CRM write-back)
+# makes up 2.5 % of the allowance at once, inside the 3 % headroom, so the pause does not
+# cost its share of the window.
+GATEWAY_CATCH_UP = 0.025
+
+
 class Throttled(PausedError):
     """Our own limiter says the next free slot is too far away to wait for in-line."""
 
 
 class RateLimiter:
     def __init__(self, connection: redis.Redis, name: str, limit: float, window: float, *,
-                 headroom: float = 0.97, max_wait: float = 5.0, burst: int = 1) -> None:
+                 headroom: float = 0.97, max_wait: float = 5.0, burst: int = 1,
+                 catch_up: float = 0.0) -> None:
+        """``catch_up``: the share of ``limit`` that may be made up back to back after the
+        callers paused (a worker writing a batch back before its next one); it must fit in
+        the headroom, so no window of the partner's ever carries more than ``limit``: the
+        spacing gives ``limit * headroom`` a window, the catch-up at most ``limit *
+        catch_up`` more (GCRA's bound holds for any window, aligned or not)."""
+        if catch_up > 1.0 - headroom:
+            raise ValueError("catch_up must fit in the headroom")
         self.redis = connection
         self.keys = [f"paybridge:ratelimit:{name}:tat", f"paybridge:ratelimit:{name}:blocked"]
         self.headroom = headroom
         self.burst = burst
+        self.catch_up = catch_up
         self.max_wait = max_wait
         self.set_rate(limit, window)
         self._script = connection.register_script(_SCRIPT)
@@ -57,7 +73,8 @@ class RateLimiter:
         """A new allowance (e.g. the partner reported a different allocation)."""
         self.limit, self.window = limit, window
         self.interval = window / (max(limit, 1.0) * self.headroom)
-        self.tolerance = self.interval * (max(self.burst, 1) - 1)
+        slots = max(self.burst, int(limit * self.catch_up))
+        self.tolerance = self.interval * (max(slots, 1) - 1)
 
     def acquire(self) -> float:
         """Take the next slot, sleeping up to ``max_wait`` (less under a request's

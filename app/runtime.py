@@ -16,7 +16,7 @@ from app.clients.salesforce import SalesforceClient
 from app.config import Settings
 from app.crm_pause import CrmPause
 from app.db import Database
-from app.ratelimit import RateLimiter
+from app.ratelimit import GATEWAY_CATCH_UP, RateLimiter
 from app.redis_conn import connect, start_embedded
 from app.telemetry import Telemetry
 
@@ -42,7 +42,8 @@ class Runtime:
     @cached_property
     def gateway(self) -> GatewayClient:
         s = self.settings
-        limiter = (RateLimiter(self.redis, "gateway", s.gateway_rate_limit, s.gateway_rate_window)
+        limiter = (RateLimiter(self.redis, "gateway", s.gateway_rate_limit, s.gateway_rate_window,
+                               catch_up=GATEWAY_CATCH_UP)
                    if s.gateway_rate_limit > 0 else None)
         return GatewayClient(s.gateway_url, s.gateway_access_token, timeout=s.gateway_timeout,
                              limiter=limiter, telemetry=self.telemetry)

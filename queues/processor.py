@@ -2,7 +2,9 @@
 
 No transaction is held across a network call: read what the call needs (commit), call, then
 record the outcome in a new transaction fenced by the lease's token. No call starts unless
-the lease is sure to outlive it (``Lease.ensure``).
+the lease is sure to outlive it (``Lease.ensure``). The rows of one job call the gateway
+several at a time (``queues.lanes``), each step in its own transactions, never sharing a
+session between threads.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from app.records.models import RecordLink
 from app.workrows.leases import Lease, LeaseLost, owned
 from app.workrows.states import record_failure, record_wait
 from queues import service
+from queues.lanes import lanes_of, run_lanes
 from queues.models import STAGE_GATEWAY_DONE, STAGE_NEW, QueueItem
 
 log = logging.getLogger(__name__)
@@ -90,13 +93,17 @@ class Plan:
 
 def process_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
     """Run every claimed row through its gateway step, then write back the finished ones.
-    The caller keeps the lease renewed (``Heartbeat``) and owns the job boundary."""
+    Up to GATEWAY_CONCURRENCY calls are in flight at once, rows that must stay in order
+    sharing a lane (``queues.lanes``). The caller keeps the lease renewed (``Heartbeat``)
+    and owns the job boundary."""
     counts = {"gateway_ok": 0, "written_back": 0}
-    plans = plan_batch(ctx, ids, lease)
-    for item_id in ids:
+    plans, lanes = _read_batch(ctx, ids, lease)
+
+    def step(item_id: int) -> bool:
         with log_context(item_id=item_id):
-            if gateway_step(ctx, item_id, lease, plans.get(item_id)):
-                counts["gateway_ok"] += 1
+            return gateway_step(ctx, item_id, lease, plans.get(item_id))
+
+    counts["gateway_ok"] = run_lanes(lanes, step, ctx.settings.gateway_concurrency)
     counts["written_back"] = write_back(ctx, ids, lease)
     return counts
 
@@ -119,6 +126,13 @@ def plan_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[int,
     links, a query each. A row whose parent has no gateway id yet gets no plan here: it is
     planned on its own when its turn comes, since an earlier row of the batch (or another
     worker) may create that parent meanwhile."""
+    return _read_batch(ctx, ids, lease)[0]
+
+
+def _read_batch(ctx: QueueContext, ids: Sequence[int],
+                lease: Lease) -> tuple[dict[int, Plan], list[list[int]]]:
+    """``plan_batch``'s plans, and the batch's lanes: a row shares one with the rows of the
+    records it links to (its parent's insert comes first) and of its own record."""
     plans: dict[int, Plan] = {}
     with ctx.db.transaction() as session:
         items = [i for i in _load_owned_many(session, ids, lease) if i.stage == STAGE_NEW]
@@ -133,7 +147,8 @@ def plan_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[int,
             links = {(o, c): known[o][c] for o, c in needs[item.id] if c in known[o]}
             if len(links) == len(needs[item.id]):
                 plans[item.id] = _plan_of(item, own.get((item.object, item.record_id)), links)
-    return plans
+    lanes = lanes_of(ids, [(i.id, (i.object, i.record_id), needs[i.id]) for i in items])
+    return plans, lanes
 
 
 def _parents(item: QueueItem) -> set[tuple[str, str]]:

@@ -1,11 +1,13 @@
 """Applying webhook events to the CRM, per resource, in the order they occurred.
 
-For each resource named by the job's events: lease the resource (no other job applies its
-events meanwhile), lease all its workable events, classify them oldest first and apply what
-may be applied (status history + watermark, in one transaction); parked events are looked at
-again after every apply, so the missing event wakes them at once; long-parked ones are
-healed from the gateway's current state. Then one batched CRM write for every resource the
-job touched, and the applied events are finished. No transaction spans a network call.
+For each resource named by the job's events, and by the events delivered with them (so one
+CRM write covers a delivery in every WEBHOOK_MODE; ``webhooks.coalescing``): lease the
+resource (no other job applies its events meanwhile), lease all its workable events,
+classify them oldest first and apply what may be applied (status history + watermark, in
+one transaction); parked events are looked at again after every apply, so the missing event
+wakes them at once; long-parked ones are healed from the gateway's current state. Then one
+batched CRM write for every resource the job touched, and the applied events are finished.
+No transaction spans a network call.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from app.mapping import (
     GATEWAY_ID_FIELD,
     LAST_EVENT_FIELD,
     OBJECTS,
-    RESOURCE_TO_OBJECT,
     STATUS_FIELD,
     status_label,
 )
@@ -41,6 +42,7 @@ from app.workrows.leases import Lease, LeaseLost, owned
 from app.workrows.rows import DONE, PENDING
 from app.workrows.states import log_attempt, record_failure, record_wait, transition
 from webhooks import service
+from webhooks.coalescing import claim_resources
 from webhooks.crm_records import ensure_crm_record
 from webhooks.lifecycles import CREATED, UnknownAction, lifecycle_for
 from webhooks.models import APPLIED, PARKED, STAGE_APPLIED, STALE, WebhookEvent
@@ -81,18 +83,28 @@ class Touched:
     replaced_at: datetime | None = None
 
 
-def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
-    """Apply the events ``ids`` name (and every other workable event of their resources).
-    The caller keeps ``lease`` renewed. An exception while one resource is handled is
-    recorded on that resource's events (retried, then Failed) and the others go on."""
-    touched: list[Touched] = []  # resources leased: released at the end, whatever happens
-    busy: list[tuple[str, str]] = []
+def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease,
+                   job_id: str | None = None) -> dict[str, int]:
+    """Apply the events ``ids`` name (and every other workable event of their resources, and
+    the resources of the events delivered with them: ``webhooks.coalescing``); ``job_id``,
+    the RQ job running, if any. The caller keeps ``lease`` renewed. An exception while one
+    resource is handled is recorded on that resource's events (retried, then Failed) and
+    the others go on."""
+    claimed = claim_resources(ctx.db, ids, lease, ctx.settings.batch_size, job_id)
+    # Every leased resource is released at the end, whatever happens.
+    touched = [Touched(obj, resource_id) for _, resource_id, obj in claimed.leased]
     failed: set[str | None] = set()
     try:
-        for resource_type, resource_id in service.resources_of(ctx.db, ids):
+        for resource_type, resource_id in claimed.unlinked:
             with log_context(resource=resource_id):
                 try:
-                    _resource(ctx, resource_type, resource_id, lease, touched, busy)
+                    _finish_unlinked(ctx, resource_type, resource_id, lease)
+                except Exception as exc:  # the job boundary for this resource's events
+                    _fail_resource(ctx, lease, exc, resource_type, resource_id)
+        for (resource_type, resource_id, _), item in zip(claimed.leased, touched, strict=True):
+            with log_context(resource=resource_id):
+                try:
+                    _resource(ctx, item, lease)
                 except LeaseLost as exc:
                     log.warning("lease not certain; resource left", extra={"error": str(exc)})
                 except Exception as exc:  # the job boundary for this resource's events
@@ -103,22 +115,13 @@ def process_events(ctx: WebhookContext, ids: Sequence[int], lease: Lease) -> dic
     finally:
         for item in touched:
             service.release_resource(ctx.db, item.obj, item.gateway_id, lease)
-    if busy:
-        service.retry_soon(ctx.db, ids, busy)
-    return {"resources": len(touched), "written": written}
+    if claimed.busy:
+        service.retry_soon(ctx.db, ids, claimed.busy)
+    return {"resources": len(touched), "siblings": claimed.siblings, "written": written}
 
 
-def _resource(ctx: WebhookContext, resource_type: str, resource_id: str | None, lease: Lease,
-              touched: list[Touched], busy: list[tuple[str, str]]) -> None:
-    obj = RESOURCE_TO_OBJECT.get(resource_type)
-    if obj is None or resource_id is None:
-        _finish_unlinked(ctx, resource_type, resource_id, lease)
-        return
-    if not service.acquire_resource(ctx.db, obj, resource_id, lease):
-        busy.append((resource_type, resource_id))
-        return
-    item = Touched(obj, resource_id)
-    touched.append(item)
+def _resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
+    """Classify and apply a leased resource's events, healing gaps the gateway can close."""
     item.resource, item.created_status = starting_status(ctx, item.obj, item.gateway_id, lease)
     _classify_resource(ctx, item, lease)
     while item.heal is not None:

@@ -27,9 +27,13 @@ from workers.context import queue_context, runtime, webhook_context
 log = logging.getLogger(__name__)
 
 
-def _job_label() -> str:
+def _job_id() -> str | None:
     job = get_current_job()
-    return job.id if job else "direct"
+    return job.id if job else None
+
+
+def _job_label() -> str:
+    return _job_id() or "direct"
 
 
 def _run(model: Any, name: str, work: Callable[[Runtime, Lease], dict[str, int]]
@@ -67,4 +71,4 @@ def process_api_items(ids: list[int]) -> dict[str, int]:
 
 def process_webhook_events(ids: list[int]) -> dict[str, int]:
     return _run(WebhookEvent, "webhook events processed",
-                lambda rt, lease: process_events(webhook_context(rt), ids, lease))
+                lambda rt, lease: process_events(webhook_context(rt), ids, lease, _job_id()))

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +100,29 @@ class GatewayClient:
             "Accept": "application/json",
             "User-Agent": "paybridge",
         })
+        # An API Queue job calls from several threads (queues.lanes); a requests.Session is
+        # not made to be shared between threads, so each call borrows an idle one. They
+        # stay open between jobs (keep-alive); ``session`` is the first one.
+        self._lock = threading.Lock()
+        self._idle = [self.session]
+
+    def _new_session(self) -> requests.Session:
+        """Another session set up like ``session``."""
+        session = requests.Session()
+        session.headers.update(self.session.headers)
+        session.trust_env = self.session.trust_env
+        return session
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[requests.Session]:
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
+        session = session or self._new_session()
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._idle.append(session)
 
     def _request(self, method: str, path: str, *, json: Any = None,
                  idempotency_key: str | None = None, params: Any = None) -> requests.Response:
@@ -106,8 +131,9 @@ class GatewayClient:
             self.limiter.acquire()
         timeout = call_timeouts(*self.timeout, what=f"the gateway ({method} {path})")
         try:
-            response = self.session.request(method, self.base_url + path, json=json,
-                                            params=params, headers=headers, timeout=timeout)
+            with self._borrowed() as session:
+                response = session.request(method, self.base_url + path, json=json,
+                                           params=params, headers=headers, timeout=timeout)
         except requests.Timeout as exc:
             self._count("timeout")
             if timeout != self.timeout:  # cut by the request's deadline
@@ -122,7 +148,8 @@ class GatewayClient:
         return response
 
     def _count(self, outcome: str) -> None:
-        self.calls[outcome] = self.calls.get(outcome, 0) + 1
+        with self._lock:
+            self.calls[outcome] = self.calls.get(outcome, 0) + 1
         if self.telemetry is not None:
             self.telemetry.partner_call("gateway", outcome)
 

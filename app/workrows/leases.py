@@ -52,6 +52,8 @@ class Lease:
     held: dict[str, set[int]] = field(default_factory=dict)
     fenced: int = 0  # writes dropped because the row had moved to another lease
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # One renewal at a time when several threads of the job need one (queues.lanes).
+    _renewing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def hold(self, table: sa.Table, ids: Iterable[int]) -> None:
         with self._lock:
@@ -70,16 +72,19 @@ class Lease:
         raise ``LeaseLost`` when that cannot be proven."""
         if self.remaining() > need:
             return
-        try:
-            renew(db, self)
-        except sa.exc.SQLAlchemyError as exc:
-            raise LeaseLost(f"could not renew the lease: {exc}") from exc
+        with self._renewing:
+            if self.remaining() <= need:  # not renewed by another thread meanwhile
+                try:
+                    renew(db, self)
+                except sa.exc.SQLAlchemyError as exc:
+                    raise LeaseLost(f"could not renew the lease: {exc}") from exc
         if self.remaining() <= need:
             raise LeaseLost(f"a {need:.1f}s step does not fit in a {self.seconds:.0f}s lease")
 
     def drop(self, what: str, **extra: Any) -> None:
         """A write matched nothing because the row is no longer ours: log and count it."""
-        self.fenced += 1
+        with self._lock:
+            self.fenced += 1
         log.warning("lease lost; result dropped", extra={"what": what, "token": self.token,
                                                          **extra})
 

@@ -76,3 +76,47 @@ def test_the_gateways_own_lower_limit_wins(rt: Runtime, limited_gateway: str) ->
     client._request("GET", "/customers")
     assert limiter.limit == LIMIT
     assert limiter.interval == pytest.approx(WINDOW / (LIMIT * limiter.headroom))
+
+
+def test_a_caller_back_from_a_pause_makes_up_its_catch_up_share_at_once(rt: Runtime) -> None:
+    """After a pause, ``catch_up`` of the limit may go back to back; then the spacing holds.
+    Without it, the second call already has to wait."""
+    from app.ratelimit import Throttled
+
+    def quick(catch_up: float) -> RateLimiter:  # 40 a window of 10 s: slots 0.36 s apart
+        return RateLimiter(rt.redis, f"catch-up-{catch_up}", 40, 10.0, headroom=0.7,
+                           catch_up=catch_up, max_wait=0.0)
+
+    spaced, catching_up = quick(0.0), quick(0.2)
+    assert spaced.acquire() == 0.0
+    with pytest.raises(Throttled):
+        spaced.acquire()
+    assert [catching_up.acquire() for _ in range(8)] == [0.0] * 8  # 20 % of 40
+    with pytest.raises(Throttled):
+        catching_up.acquire()
+    with pytest.raises(ValueError):
+        RateLimiter(rt.redis, "too-much", 40, 10.0, headroom=0.9, catch_up=0.2)
+
+
+def test_callers_that_pause_and_catch_up_never_exceed_a_fixed_window(
+        rt: Runtime, limited_gateway: str) -> None:
+    results: list[dict[str, int]] = []
+    deadline = time.monotonic() + 3.0
+
+    def caller() -> None:
+        limiter = RateLimiter(rt.redis, "gateway-catch-up", LIMIT, WINDOW, headroom=0.7,
+                              catch_up=0.2, max_wait=2.0)
+        client = GatewayClient(limited_gateway, "sandbox-token", limiter=limiter)
+        while time.monotonic() < deadline:
+            for _ in range(6):  # a batch of calls, then a pause (its write-back)
+                client._request("GET", "/customers")
+            time.sleep(0.15)
+        results.append(client.calls)
+
+    threads = [threading.Thread(target=caller) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = sum(calls.get("429", 0) for calls in results)
+    assert refused == 0, results
