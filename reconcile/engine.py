@@ -132,9 +132,11 @@ def compare_crm(rt: Runtime, run_id: int, obj: ObjectMap, after: str | None,
                 progress: Progress) -> None:
     # Ids are compared as text in Salesforce's own order: what ORDER BY Id walks through.
     where = f"Id > '{after}'" if after else None
+    # One COUNT() call decides SOQL pages or a Bulk job up front: no page read to be dropped.
+    bulk = rt.crm.wants_bulk(rt.crm.count_records(obj.sobject, where))
     batch: list[dict[str, Any]] = []
     for record in rt.crm.iter_records(obj.sobject, compare.crm_select(obj), where=where,
-                                      order_by="Id"):
+                                      order_by="Id", bulk=bulk):
         batch.append(record)
         if len(batch) >= BATCH:
             _compare_batch(rt, run_id, obj, batch, progress)
