@@ -161,8 +161,9 @@ SEED_MAX = 10_000
 @bp.post("/seed")
 def seed() -> Response:
     """Many creates in one request, for benchmarks: each item exactly as ``POST /<type>``
-    would create it (same validation, same events), without the HTTP round trip per item.
-    Items before a refused one stay created; the answer names the refused one's index."""
+    would create it (same validation, same events), without the HTTP round trip per item;
+    the answer lists the ids and the resources as the API renders them. Items before a
+    refused one stay created; the answer names the refused one's index."""
     data = body()
     resource_type, items = data.get("resource_type"), data.get("items")
     if resource_type not in CREATORS:
@@ -171,18 +172,20 @@ def seed() -> Response:
             isinstance(i, dict) for i in items):
         raise bad_request(f"items must be a list of 1 to {SEED_MAX} objects")
     simulator = sim()
-    ids: list[str] = []
+    made: list[dict[str, Any]] = []
     with simulator.store.lock:
         for index, item in enumerate(items):
             try:
                 restrictions.check_create(simulator.engine.restricted, resource_type, item)
-                ids.append(CREATORS[resource_type](simulator.engine, item, None).id)
+                record = CREATORS[resource_type](simulator.engine, item, None)
             except ApiError as error:
-                response = jsonify({"ids": ids, "refused": index,
+                response = jsonify({"ids": [r["id"] for r in made], "refused": index,
                                     "error": error.body("")["error"]})
                 response.status_code = error.status
                 return response
-    response = jsonify({"ids": ids})
+            simulator.engine.refresh(record)
+            made.append(record.public())
+    response = jsonify({"ids": [r["id"] for r in made], resource_type: made})
     response.status_code = 201
     return response
 

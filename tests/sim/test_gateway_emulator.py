@@ -930,6 +930,7 @@ def test_seed_creates_as_the_api_does_and_stops_at_a_refused_item(gw: Gateway) -
     assert answer.status_code == 201, answer.text
     ids = answer.json()["ids"]
     shown = [gw.get(f"/payments/{i}").json()["payments"] for i in ids]
+    assert answer.json()["payments"] == shown
     assert [(p["amount"], p["status"], p["metadata"]["crm_id"]) for p in shown] == [
         (100, "pending_submission", "a00"), (101, "pending_submission", "a01"),
         (102, "pending_submission", "a02")]
