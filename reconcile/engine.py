@@ -114,6 +114,18 @@ def stage_gateway(rt: Runtime, run_id: int, obj: ObjectMap, after: str | None,
             _stage(rt, run_id, obj, batch, progress)
             batch = []
     _stage(rt, run_id, obj, batch, progress)
+    analyze_staging(rt)
+
+
+def analyze_staging(rt: Runtime) -> None:
+    """Planner statistics for the rows just staged. The table fills within seconds and is
+    queried at once, long before autovacuum would analyze it: without statistics
+    PostgreSQL picked the match-key index and filtered the whole object for every batch of
+    ids (about a second per query at 100,000 staged resources)."""
+    if rt.db.dialect != "postgresql":
+        return
+    with rt.db.transaction() as session:
+        session.execute(sa.text("ANALYZE reconcile_staging"))
 
 
 def _stage(rt: Runtime, run_id: int, obj: ObjectMap, batch: list[dict[str, Any]],

@@ -190,3 +190,24 @@ def test_a_run_that_dies_midway_resumes_from_its_saved_cursor(linked, monkeypatc
         assert run.progress["Customer"]["crm_seen"] == total  # each record compared once
         assert run.progress["Customer"]["gateway_seen"] == total
     assert summary["found"] == {"field": 1}
+
+
+def test_the_staged_gateway_side_is_analyzed_before_it_is_queried(linked) -> None:
+    """The staging table fills within seconds and is queried at once, before autovacuum
+    could look at it: without statistics PostgreSQL scans the whole object per batch."""
+    rt = linked[0]
+    if rt.db.dialect != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+
+    def staged_rows_known() -> float:
+        with rt.db.engine.connect() as conn:  # pg_class is transactional: no stats lag
+            return float(conn.execute(sa.text(
+                "SELECT reltuples FROM pg_class WHERE relname = 'reconcile_staging'")).scalar())
+
+    with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE reconcile_staging"))  # empty now: 0 rows known
+    assert staged_rows_known() == 0
+    World(*linked).chain(0)
+    engine.reconcile(rt, ["Customer"])
+    # Analyzed while the run's rows were there (finishing deletes them, not the statistics).
+    assert staged_rows_known() == 1
