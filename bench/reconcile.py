@@ -1,6 +1,6 @@
 """Reconciliation at size: N linked records per object in both emulators, a few known
 drifts, ``paybridge reconcile`` run as a real process; its partner calls are counted at the
-emulators, its peak RSS read from the kernel when it exits (``wait4``).
+emulators, its peak RSS read from the kernel's high-water mark while it runs.
 
 Seeding uses the emulators' admin endpoints (test equipment, not partner API) and is not
 measured: Salesforce's ``/sim/records/{Type}/bulk`` (create with the lookups, then update
@@ -170,19 +170,36 @@ def counters(stack: Stack) -> tuple[dict[str, int], int, int]:
 
 def run_reconcile(stack: Stack, env: dict[str, str], log: Path) -> tuple[float, int, int]:
     """``paybridge reconcile`` of the seeded objects, as a process of its own: (wall
-    seconds, exit code, peak RSS bytes). Stopped (TERM, then KILL) if the bench is."""
+    seconds, exit code, peak RSS bytes). Stopped (TERM, then KILL) if the bench is.
+
+    The peak is the kernel's high-water mark of the process's own memory (``VmHWM``), read
+    until it exits. Not ``wait4``'s ``ru_maxrss``: that keeps the peak from before ``exec``,
+    when the child was still a copy of this bench holding the seeded records."""
     argv = [PY, "-m", "app.cli", "reconcile", *(f"--object={o}" for o in SEEDED)]
+    peak = 0
     with log.open("ab") as out:
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            time.sleep(0.2)  # past exec: the high-water mark is the new program's
+            while proc.poll() is None:
+                peak = max(peak, _high_water(proc.pid))
+                time.sleep(0.1)
         finally:
             if proc.returncode is None:
                 _stop(proc)
-    return time.monotonic() - started, proc.returncode, int(usage.ru_maxrss) * 1024
+    return time.monotonic() - started, int(proc.returncode), peak
+
+
+def _high_water(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
