@@ -178,8 +178,13 @@ def parent_links(session: Session, run_id: int, obj: ObjectMap,
         for crm_id, gw in records.gateway_ids(session, fm.link, ids).items():
             known[(fm.link, crm_id)] = gw
         missing = [i for i in ids if (fm.link, i) not in known]
+        claimed: dict[str, list[str]] = {}
         for row in _staged_by(session, run_id, fm.link, ReconcileStaging.crm_id, missing):
-            known.setdefault((fm.link, str(row.crm_id)), row.gateway_id)
+            claimed.setdefault(str(row.crm_id), []).append(row.gateway_id)
+        # Two parents naming one record (a duplicate, reported on the parent) say nothing
+        # about which one the child belongs to: that lookup is left uncompared.
+        known.update({(fm.link, crm_id): gws[0] for crm_id, gws in claimed.items()
+                      if len(gws) == 1})
     return known
 
 
