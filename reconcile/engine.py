@@ -3,8 +3,10 @@
 Phases per object, each resumable from the cursor saved with every batch:
 
 1. ``gateway``: the gateway's list endpoint, 500 a page, into the staging table (the
-   cursor is the last resource id staged: GoCardless's ``after`` cursor is that id).
-2. ``crm``: the CRM's records ordered by Id, compared in batches of ``BATCH`` against the
+   cursor is the last resource id staged: GoCardless's ``after`` cursor is that id), which
+   is then analyzed for the planner.
+2. ``crm``: the CRM's records ordered by Id (counted first, so the read is SOQL pages or
+   one Bulk job from the start), compared in batches of ``BATCH`` against the
    staged resources they name (by gateway id, and by ``metadata.crm_id``); staged rows a
    record claims are marked seen. The cursor is the last CRM Id compared.
 3. ``orphans``: staged resources no CRM record claimed.
