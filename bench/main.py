@@ -9,6 +9,7 @@ README quotes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,10 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, idle, intake, latency, memory, profiles, ratelimit, throughput
+from bench import (
+    backlog,
+    idle,
+    intake,
+    latency,
+    memory,
+    profiles,
+    ratelimit,
+    reconcile,
+    throughput,
+)
 from bench.database import reset_database
 from bench.report import Figure, machine, results_path, table, write_json
-from bench.stack import Stack
+from bench.stack import Stack, stopped_by_signals
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/paybridge_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/9"  # 15 belongs to the test suite
@@ -37,6 +48,7 @@ class Sizes:
     backlog: backlog.BacklogParams
     memory: memory.MemoryParams
     idle: idle.IdleParams
+    reconcile: reconcile.ReconcileParams
     webhook_modes: tuple[str, ...] = ("event", "batch")
 
 
@@ -49,6 +61,7 @@ FULL = Sizes(
     backlog=backlog.BacklogParams(small=10_000, large=1_000_000),
     memory=memory.MemoryParams(items=100_000, warm=2_000),
     idle=idle.IdleParams(seconds=20),
+    reconcile=reconcile.ReconcileParams(sizes=(10_000, 100_000)),
 )
 
 QUICK = Sizes(
@@ -60,10 +73,13 @@ QUICK = Sizes(
     backlog=backlog.BacklogParams(small=2_000, large=20_000, repeats=3),
     memory=memory.MemoryParams(items=600, warm=100),
     idle=idle.IdleParams(seconds=2),
+    # A lower Bulk threshold, so the small run reads the larger size through a Bulk job too.
+    reconcile=reconcile.ReconcileParams(sizes=(300, 1_500), bulk_threshold=1_000),
     webhook_modes=("batch",),
 )
 
-SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", "memory")
+SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", "memory",
+             "reconcile")
 
 
 def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
@@ -90,8 +106,11 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
         "ratelimit": lambda: ratelimit.run(stack, sizes.rate),
         "backlog": lambda: backlog.run(stack, sizes.backlog),
         "memory": lambda: memory.run(stack, sizes.memory),
+        # Saved figure by figure: a 100,000-record size takes minutes.
+        "reconcile": lambda: reconcile.run(stack, sizes.reconcile, emit=lambda done: (
+            checkpoint(figures + done, meta) if checkpoint is not None else None)),
     }
-    try:
+    with stopped_by_signals(), contextlib.closing(stack):
         stack.start_emulators()
         for name in only:
             started = time.monotonic()
@@ -104,8 +123,6 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
             print("bench: profiles...", file=sys.stderr, flush=True)
             meta["profiles"] = {"worker": profiles.worker(stack, sizes.load.records),
                                 "intake": profiles.intake(stack, sizes.intake.batches // 4)}
-    finally:
-        stack.close()
     meta["machine_after"] = machine()
     return figures, meta
 

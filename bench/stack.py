@@ -242,6 +242,22 @@ def wait_http(url: str, verify: str | bool = True) -> None:
 
 
 @contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the bench as Ctrl-C does: with an exception, so every
+    ``finally`` (``Stack.close`` above all) stops what was started. Restored on the way out."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
 def running(stack: Stack, procs: list[Proc]) -> Iterator[list[Proc]]:
     try:
         yield procs

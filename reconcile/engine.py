@@ -3,8 +3,10 @@
 Phases per object, each resumable from the cursor saved with every batch:
 
 1. ``gateway``: the gateway's list endpoint, 500 a page, into the staging table (the
-   cursor is the last resource id staged: GoCardless's ``after`` cursor is that id).
-2. ``crm``: the CRM's records ordered by Id, compared in batches of ``BATCH`` against the
+   cursor is the last resource id staged: GoCardless's ``after`` cursor is that id), which
+   is then analyzed for the planner.
+2. ``crm``: the CRM's records ordered by Id (counted first, so the read is SOQL pages or
+   one Bulk job from the start), compared in batches of ``BATCH`` against the
    staged resources they name (by gateway id, and by ``metadata.crm_id``); staged rows a
    record claims are marked seen. The cursor is the last CRM Id compared.
 3. ``orphans``: staged resources no CRM record claimed.
@@ -115,6 +117,18 @@ def stage_gateway(rt: Runtime, run_id: int, obj: ObjectMap, after: str | None,
             _stage(rt, run_id, obj, batch, progress)
             batch = []
     _stage(rt, run_id, obj, batch, progress)
+    analyze_staging(rt)
+
+
+def analyze_staging(rt: Runtime) -> None:
+    """Planner statistics for the rows just staged. The table fills within seconds and is
+    queried at once, long before autovacuum would analyze it: without statistics
+    PostgreSQL picked the match-key index and filtered the whole object for every batch of
+    ids (about a second per query at 100,000 staged resources)."""
+    if rt.db.dialect != "postgresql":
+        return
+    with rt.db.transaction() as session:
+        session.execute(sa.text("ANALYZE reconcile_staging"))
 
 
 def _stage(rt: Runtime, run_id: int, obj: ObjectMap, batch: list[dict[str, Any]],
@@ -133,9 +147,11 @@ def compare_crm(rt: Runtime, run_id: int, obj: ObjectMap, after: str | None,
                 progress: Progress) -> None:
     # Ids are compared as text in Salesforce's own order: what ORDER BY Id walks through.
     where = f"Id > '{after}'" if after else None
+    # One COUNT() call decides SOQL pages or a Bulk job up front: no page read to be dropped.
+    bulk = rt.crm.wants_bulk(rt.crm.count_records(obj.sobject, where))
     batch: list[dict[str, Any]] = []
     for record in rt.crm.iter_records(obj.sobject, compare.crm_select(obj), where=where,
-                                      order_by="Id"):
+                                      order_by="Id", bulk=bulk):
         batch.append(record)
         if len(batch) >= BATCH:
             _compare_batch(rt, run_id, obj, batch, progress)
@@ -165,8 +181,13 @@ def parent_links(session: Session, run_id: int, obj: ObjectMap,
         for crm_id, gw in records.gateway_ids(session, fm.link, ids).items():
             known[(fm.link, crm_id)] = gw
         missing = [i for i in ids if (fm.link, i) not in known]
+        claimed: dict[str, list[str]] = {}
         for row in _staged_by(session, run_id, fm.link, ReconcileStaging.crm_id, missing):
-            known.setdefault((fm.link, str(row.crm_id)), row.gateway_id)
+            claimed.setdefault(str(row.crm_id), []).append(row.gateway_id)
+        # Two parents naming one record (a duplicate, reported on the parent) say nothing
+        # about which one the child belongs to: that lookup is left uncompared.
+        known.update({(fm.link, crm_id): gws[0] for crm_id, gws in claimed.items()
+                      if len(gws) == 1})
     return known
 
 

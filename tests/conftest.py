@@ -40,6 +40,16 @@ def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"{signal.Signals(signum).name}: stopping the test run")
 
 
+@pytest.fixture(scope="module")
+def org() -> Iterator[tuple[str, str]]:
+    """A Salesforce org emulator for the test module, behind real TLS: (base URL, CA bundle
+    path). Tests that need a fresh org per test define their own."""
+    from tests.salesforce_org import running_org
+
+    with running_org() as found:
+        yield found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def embedded_redis_servers_end() -> Iterator[None]:
     """At the end of the session, shut down every embedded redis-server this process

@@ -379,23 +379,34 @@ class SalesforceClient:
         return list(self.iter_records(sobject, fields, where=f"SystemModstamp >= {stamp}",
                                       order_by="SystemModstamp ASC", include_deleted=True))
 
+    def wants_bulk(self, count: int) -> bool:
+        """Whether a read of ``count`` records goes through a Bulk API 2.0 query job."""
+        return bool(self.bulk_threshold) and count > self.bulk_threshold
+
     def iter_records(self, sobject: str, fields: Sequence[str], *, where: str | None = None,
-                     order_by: str | None = None,
-                     include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+                     order_by: str | None = None, include_deleted: bool = False,
+                     bulk: bool | None = None) -> Iterator[dict[str, Any]]:
         """The records of ``sobject`` matching ``where`` (a SOQL condition), one page in
         memory at a time, as the REST API renders them. One SOQL call per page of up to
         2,000 records, following ``nextRecordsUrl`` (``query`` / ``queryAll`` with
         ``include_deleted``); when the first page says more than ``bulk_threshold`` records
         match, the whole read is a Bulk API 2.0 query job instead (a describe, the job,
-        its polls, one call per ``bulk_page_size`` records)."""
+        its polls, one call per ``bulk_page_size`` records).
+
+        ``bulk``: the caller's decision when it already knows the count (``wants_bulk`` of
+        ``count_records``), so no SOQL page is read only to be dropped (nor its query
+        cursor left open: Salesforce keeps few per user)."""
         if not all(c.isalnum() or c == "_" for c in sobject + "".join(fields)):
             raise ValueError("object and field names are API names")
         clauses = f" WHERE {where}" if where else ""
         clauses += f" ORDER BY {order_by}" if order_by else ""
+        if bulk:
+            yield from self._iter_bulk(sobject, fields, clauses, include_deleted)
+            return
         soql = f"SELECT {', '.join(fields)} FROM {sobject}{clauses}"  # noqa: S608
         page = self._call(lambda sf: sf.query(soql, include_deleted=include_deleted))
-        if (self.bulk_threshold and not page.get("done", True)
-                and int(page.get("totalSize") or 0) > self.bulk_threshold):
+        if (bulk is None and not page.get("done", True)
+                and self.wants_bulk(int(page.get("totalSize") or 0))):
             yield from self._iter_bulk(sobject, fields, clauses, include_deleted)
             return
         yield from page.get("records") or []

@@ -16,7 +16,6 @@ Sources: Bulk API 2.0 and Bulk API Developer Guide, "Query Jobs"
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 import time
@@ -123,10 +122,22 @@ def _abort(call: Call[Any], sobject: str, job_id: str) -> None:
                     extra={"bulk_job_id": job_id, "error": str(exc)})
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines, endings kept (the csv module joins a quoted value's lines again),
+    one at a time: ``io.StringIO`` would copy a result set into a buffer of four bytes per
+    character, some 60 MB for a set of 50,000 records."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
 def _records(text: str, read: BulkRead) -> Iterator[dict[str, Any]]:
     """The records of one result set (the job's defaults: comma, LF), as REST renders them:
     attributes first, then the fields asked for."""
-    for row in csv.DictReader(io.StringIO(text, newline="")):
+    for row in csv.DictReader(_lines(text)):
         record: dict[str, Any] = {"attributes": {
             "type": read.sobject,
             "url": f"/services/data/v{read.version}/sobjects/{read.sobject}/{row.get('Id')}"}}

@@ -8,6 +8,8 @@
     POST   /sim/reset                          forget resources, events, deliveries, counters
                                                and faults (webhook URL/secret and settings
                                                stay)
+    POST   /sim/seed                           {"resource_type", "items": [create bodies]}:
+                                               up to 10,000 creates in one request (bench)
     POST   /sim/advance                        {"resource_type", "ids"?, "to"? | "steps"?}
     POST   /sim/transition                     {"resource_type", "id", "action", "origin"?,
                                                 "cause"?, "description"?, "details"?,
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from . import restrictions
+from .api import CREATORS  # the API's own creators: one rule per resource
 from .errors import ApiError, invalid_api_usage
 from .lifecycles import APPROVABLE, HAPPY_PATH, TRANSITIONS, statuses
 from .restrictions import FEATURES
@@ -149,6 +153,41 @@ def resource(name: str, resource_id: str) -> Response:
 def reset() -> Response:
     sim().reset()
     return jsonify({"reset": True})
+
+
+SEED_MAX = 10_000
+
+
+@bp.post("/seed")
+def seed() -> Response:
+    """Many creates in one request, for benchmarks: each item exactly as ``POST /<type>``
+    would create it (same validation, same events), without the HTTP round trip per item;
+    the answer lists the ids and the resources as the API renders them. Items before a
+    refused one stay created; the answer names the refused one's index."""
+    data = body()
+    resource_type, items = data.get("resource_type"), data.get("items")
+    if resource_type not in CREATORS:
+        raise bad_request("resource_type must be one of " + ", ".join(CREATORS))
+    if not isinstance(items, list) or not 0 < len(items) <= SEED_MAX or not all(
+            isinstance(i, dict) for i in items):
+        raise bad_request(f"items must be a list of 1 to {SEED_MAX} objects")
+    simulator = sim()
+    made: list[dict[str, Any]] = []
+    with simulator.store.lock:
+        for index, item in enumerate(items):
+            try:
+                restrictions.check_create(simulator.engine.restricted, resource_type, item)
+                record = CREATORS[resource_type](simulator.engine, item, None)
+            except ApiError as error:
+                response = jsonify({"ids": [r["id"] for r in made], "refused": index,
+                                    "error": error.body("")["error"]})
+                response.status_code = error.status
+                return response
+            simulator.engine.refresh(record)
+            made.append(record.public())
+    response = jsonify({"ids": [r["id"] for r in made], resource_type: made})
+    response.status_code = 201
+    return response
 
 
 @bp.post("/advance")

@@ -96,6 +96,24 @@ def create_records(sobject: str) -> Response:
     )
 
 
+@bp.patch("/records/<sobject>/bulk")
+def update_records(sobject: str) -> Response:
+    """Update many records in one go (``{"records": [{"Id": ..., fields}, ...]}``), as the
+    same regular user: one trigger call per 200 of them, one result per record."""
+    org = current_org()
+    found = org.store.sobject(sobject)
+    records = json_object().get("records")
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("Id"), str) for r in records):
+        return json_response({"error": "body must be {\"records\": [{\"Id\": ..., ...}]}"},
+                             400)
+    requests = [WriteRequest("update", found.name, r["Id"],
+                             {k: v for k, v in r.items() if k != "Id"}) for r in records]
+    results = org.write(requests, org.auth.default_user, with_faults=False)
+    return json_response({"results": [r.as_json() for r in results]},
+                         200 if all(r.error is None for r in results) else 207)
+
+
 @bp.get("/records/<sobject>")
 def list_records(sobject: str) -> Response:
     """All records of a type (``?include_deleted=true`` adds deleted ones)."""

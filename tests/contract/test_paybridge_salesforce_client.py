@@ -19,15 +19,8 @@ from tests.salesforce_org import (
     CLIENT_SECRET,
     distrust_environment,
     route_hosts,
-    running_org,
     trusting_session,
 )
-
-
-@pytest.fixture(scope="module")
-def org() -> Iterator[tuple[str, str]]:
-    with running_org() as found:
-        yield found
 
 
 @pytest.fixture(autouse=True)

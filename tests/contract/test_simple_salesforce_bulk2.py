@@ -32,12 +32,6 @@ from tests.salesforce_org import (
 )
 
 
-@pytest.fixture(scope="module")
-def org() -> Iterator[tuple[str, str]]:
-    with running_org() as found:
-        yield found
-
-
 @pytest.fixture
 def http(org: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[requests.Session]:
     distrust_environment(monkeypatch)

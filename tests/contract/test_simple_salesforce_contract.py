@@ -30,7 +30,6 @@ from tests.salesforce_org import (
     distrust_environment,
     error_of,
     route_hosts,
-    running_org,
     trusting_session,
 )
 
@@ -39,11 +38,6 @@ LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 NOT_ON_THIS_DOMAIN = {"error": "invalid_grant",
                       "error_description": "request not supported on this domain"}
 
-
-@pytest.fixture(scope="module")
-def org() -> Iterator[tuple[str, str]]:
-    with running_org() as found:
-        yield found
 
 
 @pytest.fixture

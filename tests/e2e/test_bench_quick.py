@@ -34,6 +34,8 @@ def test_quick_bench_produces_every_figure(database_url: str, redis_url: str,
         *(f"webhooks.{mode}.cpu_ms_per_event" for mode in QUICK.webhook_modes),
         *(f"ratelimit.utilisation.{n}w" for n in QUICK.rate.workers),
         *(f"ratelimit.429_after_warmup.{n}w" for n in QUICK.rate.workers),
+        *(f"reconcile.{n}.{figure}" for n in QUICK.reconcile.sizes
+          for figure in ("sf_calls", "gateway_calls", "rss_peak", "drifts")),
     }
     assert expected <= set(by_key), sorted(expected - set(by_key))
     assert all(by_key[k].value is not None for k in expected), [
@@ -43,3 +45,6 @@ def test_quick_bench_produces_every_figure(database_url: str, redis_url: str,
         assert refused.value == 0 and refused.ceiling == 0, "the limited gateway said 429"
     assert by_key["api.sf_calls_per_1000"].value <= 10, by_key["api.sf_calls_per_1000"].detail
     assert by_key["api.gateway_calls_per_change"].value == 1.0
+    for n in QUICK.reconcile.sizes:  # counted at the emulators and in the database
+        for figure in ("sf_calls", "gateway_calls", "drifts"):
+            assert by_key[f"reconcile.{n}.{figure}"].passed, by_key[f"reconcile.{n}.{figure}"]

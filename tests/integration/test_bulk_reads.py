@@ -91,6 +91,26 @@ def test_fields_not_asked_for_stay_out_and_order_and_filters_hold(linked) -> Non
     assert set(records[0]) == {"attributes", "Reference__c"}
 
 
+def test_a_caller_that_counted_reads_no_page_it_drops(linked) -> None:
+    """The count decides up front: a Bulk read starts with the job (the only query is the
+    COUNT()), and a read told to stay on SOQL never switches."""
+    rt, _, sf_url, sf = linked
+    _payments(sf, sf_url, 2_500)
+    reader = _client(rt, bulk_threshold=1_000)
+    reader.login()
+    before = _calls(sf, sf_url)
+    count = reader.count_records("Payment__c")
+    assert reader.wants_bulk(count) and not reader.wants_bulk(1_000)
+    by_bulk = list(reader.iter_records("Payment__c", ["Id"], bulk=True))
+    middle = _calls(sf, sf_url)
+    assert _spent(before, middle) == {"query": 1, "describe": 1, "bulk2_create": 1,
+                                      "bulk2_job": 1, "bulk2_results": 1}
+    by_soql = list(reader.iter_records("Payment__c", ["Id"], bulk=False))
+    assert _spent(middle, _calls(sf, sf_url)) == {"query": 2}  # pages of 2,000 and 500
+    assert len(by_bulk) == count == 2_500
+    assert sorted(r["Id"] for r in by_bulk) == sorted(r["Id"] for r in by_soql)
+
+
 def test_a_small_object_costs_one_call(linked) -> None:
     rt, _, sf_url, sf = linked
     _payments(sf, sf_url, 50)

@@ -4,7 +4,6 @@ the reserve left for the org's other integrations is touched."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -14,17 +13,15 @@ from app.clients.errors import PausedError
 from app.clients.salesforce import SalesforceClient
 from app.crm_pause import CrmPause
 from app.runtime import Runtime
-from sim.salesforce import SimConfig, start_in_thread
-
-CLIENT_ID, CLIENT_SECRET = "paybridge", "paybridge-dev-secret"
+from tests.salesforce_org import CLIENT_ID, CLIENT_SECRET, running_org
 
 
 @pytest.fixture
-def org(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    server = start_in_thread(SimConfig(port=0, cert_dir=str(tmp_path / "sf"),
-                                       client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
-    yield server.base_url, server.ca_path
-    server.stop()
+def org() -> Iterator[tuple[str, str]]:
+    """A fresh org per test (not the module's shared one): each test spends and limits the
+    org's daily allocation."""
+    with running_org() as found:
+        yield found
 
 
 def sim(org: tuple[str, str], method: str, path: str, **kw: object) -> dict:

@@ -919,3 +919,28 @@ def test_config_from_env_and_cli() -> None:
     assert (defaults.port, defaults.webhook_secret, defaults.rate_window) == (
         8002, "paybridge-dev-webhook-secret", 60.0)
     assert defaults.webhook_url == "http://127.0.0.1:8000/webhooks/gocardless"
+
+
+def test_seed_creates_as_the_api_does_and_stops_at_a_refused_item(gw: Gateway) -> None:
+    mandate = gw.mandate()
+    items = [{"amount": 100 + n, "currency": "GBP", "metadata": {"crm_id": f"a0{n}"},
+              "links": {"mandate": mandate["id"]}} for n in range(3)]
+    answer = requests.post(f"{gw.base}/sim/seed", timeout=30,
+                           json={"resource_type": "payments", "items": items})
+    assert answer.status_code == 201, answer.text
+    ids = answer.json()["ids"]
+    shown = [gw.get(f"/payments/{i}").json()["payments"] for i in ids]
+    assert answer.json()["payments"] == shown
+    assert [(p["amount"], p["status"], p["metadata"]["crm_id"]) for p in shown] == [
+        (100, "pending_submission", "a00"), (101, "pending_submission", "a01"),
+        (102, "pending_submission", "a02")]
+    created = gw.get("/events", resource_type="payments", action="created").json()["events"]
+    assert {e["links"]["payment"] for e in created} == set(ids)  # the API's events too
+    refused = requests.post(f"{gw.base}/sim/seed", timeout=30, json={
+        "resource_type": "payments", "items": [items[0], {**items[0], "amount": 0}]})
+    assert refused.status_code == 422
+    assert refused.json()["refused"] == 1 and len(refused.json()["ids"]) == 1
+    assert refused.json()["error"]["errors"][0]["field"] == "amount"
+    bad = requests.post(f"{gw.base}/sim/seed", timeout=30,
+                        json={"resource_type": "payouts", "items": [{}]})
+    assert bad.status_code == 400

@@ -482,6 +482,23 @@ def test_trigger_batches_of_200(http: requests.Session, base: str, sf_user: Sale
     assert {c["object"] for c in receiver.calls[2]["body"]["changes"]} == {"Mandate"}
 
 
+def test_bulk_update_writes_each_record_as_the_user(http: requests.Session, base: str,
+                                                   sf: Salesforce) -> None:
+    http.post(f"{base}/sim/trigger", json={"url": None})
+    ids = http.post(f"{base}/sim/records/Payout__c/bulk",
+                    json={"records": [{"Reference__c": str(i)} for i in range(3)]}).json()["ids"]
+    answer = http.patch(f"{base}/sim/records/Payout__c/bulk", json={"records": [
+        {"Id": ids[0], "Reference__c": "A"}, {"Id": ids[1], "Reference__c": "B"}]})
+    assert answer.status_code == 200, answer.text
+    assert [sf.Payout__c.get(i)["Reference__c"] for i in ids] == ["A", "B", "2"]
+    refused = http.patch(f"{base}/sim/records/Payout__c/bulk", json={"records": [
+        {"Id": ids[2], "Reference__c": "C"}, {"Id": ids[2], "No_Such_Field__c": 1}]})
+    assert refused.status_code == 207
+    assert [r["success"] for r in refused.json()["results"]] == [True, False]
+    assert http.patch(f"{base}/sim/records/Payout__c/bulk",
+                      json={"records": [{"Reference__c": "no id"}]}).status_code == 400
+
+
 def test_integration_user_writes_fire_nothing(http: requests.Session, base: str,
                                               sf: Salesforce, receiver: Receiver) -> None:
     record_id = sf.Subscription__c.create({"Name": "Gym"})["id"]

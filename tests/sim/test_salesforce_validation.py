@@ -20,15 +20,8 @@ from tests.salesforce_org import (
     distrust_environment,
     error_of,
     integration_sf,
-    running_org,
     trusting_session,
 )
-
-
-@pytest.fixture(scope="module")
-def org() -> Iterator[tuple[str, str]]:
-    with running_org() as found:
-        yield found
 
 
 @pytest.fixture
