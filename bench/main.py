@@ -13,15 +13,15 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import backlog, idle, intake, latency, memory, profiles, ratelimit, throughput
 from bench.database import reset_database
-from bench.report import Figure, machine, results_path, table, write_json
-from bench.stack import Stack
+from bench.report import Figure, line, machine, results_path, table, write_json
+from bench.stack import Stack, end_on_signals
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/paybridge_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/9"  # 15 belongs to the test suite
@@ -47,7 +47,7 @@ FULL = Sizes(
     intake=intake.IntakeParams(batches=400, big_batches=60),
     latency=latency.LatencyParams(samples=60),
     backlog=backlog.BacklogParams(small=10_000, large=1_000_000),
-    memory=memory.MemoryParams(items=100_000, warm=2_000),
+    memory=memory.MemoryParams(items=100_000, warm=10_000),
     idle=idle.IdleParams(seconds=20),
 )
 
@@ -71,8 +71,9 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
               profile: bool = False,
               checkpoint: Callable[[list[Figure], dict[str, Any]], None] | None = None,
               ) -> tuple[list[Figure], dict[str, Any]]:
-    """Run the scenarios; returns the figures and the run's metadata. ``checkpoint`` gets
-    them after every scenario, so a long run interrupted late keeps what it measured."""
+    """Run the scenarios; returns the figures and the run's metadata. Scenarios yield each
+    figure as soon as it is measured: it is printed at once and ``checkpoint`` gets every
+    figure so far, so a long run interrupted late keeps (and has shown) what it measured."""
     sizes = QUICK if quick else FULL
     if fresh_database:
         reset_database(database_url)
@@ -82,7 +83,7 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
                             "redis": redis_url.split("@")[-1], "durations_s": {}}
     stack = Stack(database_url, redis_url, home, time_scale=sizes.time_scale)
     figures: list[Figure] = []
-    steps = {
+    steps: dict[str, Callable[[], Iterable[Figure]]] = {
         "idle": lambda: idle.run(stack, sizes.idle),
         "latency": lambda: latency.run(stack, sizes.latency),
         "throughput": lambda: throughput.run(stack, sizes.load, sizes.webhook_modes),
@@ -96,7 +97,11 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
         for name in only:
             started = time.monotonic()
             print(f"bench: {name}...", file=sys.stderr, flush=True)
-            figures += steps[name]()
+            for figure in steps[name]():
+                figures.append(figure)
+                print(f"bench: {line(figure)}", file=sys.stderr, flush=True)
+                if checkpoint is not None:
+                    checkpoint(figures, meta)
             meta["durations_s"][name] = round(time.monotonic() - started, 1)
             if checkpoint is not None:
                 checkpoint(figures, meta)
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also profile the worker and webhook intake (pyinstrument); "
                              "the profiles go into the JSON results")
     args = parser.parse_args(argv)
+    end_on_signals()
     path = results_path(args.quick)
     with tempfile.TemporaryDirectory(prefix="paybridge-bench-") as home:
         figures, meta = run_suite(

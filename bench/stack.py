@@ -8,10 +8,12 @@ the emulators, the tables and the bench's Redis database between scenarios.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -81,6 +83,21 @@ def stop_procs(procs: list[Proc]) -> None:
                 os.killpg(proc.popen.pid, signal.SIGKILL)
 
 
+def end_on_signals() -> None:
+    """SIGTERM and SIGINT unwind the bench like an exception, so every ``finally`` runs and
+    ``Stack.close`` ends every process it started. Further signals are ignored meanwhile:
+    a second Ctrl-C must not cut the clean-up short and leave processes behind."""
+    def _unwind(signum: int, _frame: object) -> None:
+        for name in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(name, signal.SIG_IGN)
+        print(f"bench: stopped by signal {signum}; ending every process it started",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    for name in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(name, _unwind)
+
+
 @dataclass
 class Stack:
     database_url: str
@@ -105,6 +122,10 @@ class Stack:
         }
         self.settings = Settings.from_env(self.env)
         self.rt = Runtime(self.settings)
+        self._closed = False
+        # However the bench ends (an exception nobody caught, sys.exit), nothing it started
+        # survives it; a signal ends up here too (end_on_signals).
+        atexit.register(self.close)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -199,6 +220,9 @@ class Stack:
     def close(self) -> None:
         """End every process this stack started (safe to call again) and its connections."""
         procs = list(self.procs)
+        if self._closed and not procs:
+            return
+        self._closed = True
         try:
             stop_procs(procs)
         finally:
