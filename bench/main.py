@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +68,15 @@ SCENARIOS = ("idle", "latency", "throughput", "intake", "ratelimit", "backlog", 
 
 def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
               only: tuple[str, ...] = SCENARIOS, fresh_database: bool = True,
-              profile: bool = False,
+              profile: bool = False, memory_items: int | None = None,
               checkpoint: Callable[[list[Figure], dict[str, Any]], None] | None = None,
               ) -> tuple[list[Figure], dict[str, Any]]:
     """Run the scenarios; returns the figures and the run's metadata. Scenarios yield each
     figure as soon as it is measured: it is printed at once and ``checkpoint`` gets every
     figure so far, so a long run interrupted late keeps (and has shown) what it measured."""
     sizes = QUICK if quick else FULL
+    if memory_items is not None:
+        sizes = replace(sizes, memory=replace(sizes.memory, items=memory_items))
     if fresh_database:
         reset_database(database_url)
     meta: dict[str, Any] = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -126,13 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the worker and webhook intake (pyinstrument); "
                              "the profiles go into the JSON results")
+    parser.add_argument("--memory-items", type=int, default=None,
+                        help="items the memory phase drains (default 100,000; quick 600)")
     args = parser.parse_args(argv)
     end_on_signals()
     path = results_path(args.quick)
     with tempfile.TemporaryDirectory(prefix="paybridge-bench-") as home:
         figures, meta = run_suite(
             args.database_url, args.redis_url, quick=args.quick, home=Path(home),
-            only=tuple(args.only), profile=args.profile,
+            only=tuple(args.only), profile=args.profile, memory_items=args.memory_items,
             checkpoint=lambda f, m: write_json(f, m, path))
     print(table(figures))
     load = meta["machine_before"]["load"]

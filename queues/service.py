@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -229,10 +229,12 @@ class Dispatchable:
 
 
 def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
+                      live: Collection[str] = (),
                       records: Iterable[tuple[str, str]] | None = None) -> list[Dispatchable]:
-    """Rows due and first in line that no live job holds."""
+    """Rows due and first in line that no live job holds (``live``: the job ids still to run
+    or running, see ``dispatch.dispatchable``)."""
     now = utcnow()
-    cond = sa.and_(_claimable(now), dispatch.dispatchable(qi, now, redispatch_after))
+    cond = sa.and_(_claimable(now), dispatch.dispatchable(qi, now, redispatch_after, live))
     if records is not None:
         pairs = list(set(records))
         if not pairs:

@@ -3,6 +3,9 @@
 It is what makes Redis mere transport: rows whose job vanished (FLUSHALL, restart), whose
 worker died (lease expired), or whose retry came due, are found in the database and
 enqueued again. Duplicated jobs are harmless: a job only processes the rows it can claim.
+
+A pass costs one Redis pipeline (the queue's live job ids, ``live_job_ids``) and one
+indexed query, whatever the backlog: no row's job is looked up on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from app.background import (
     PROCESS_API_ITEMS,
     PROCESS_WEBHOOK_EVENTS,
     WEBHOOK_QUEUE,
-    alive_jobs,
+    live_job_ids,
 )
 from app.runtime import Runtime
 from app.workrows.dispatch import hand_out
@@ -33,10 +36,8 @@ def dispatch_api(rt: Runtime, *, records: Iterable[tuple[str, str]] | None = Non
     rows = service.find_dispatchable(
         rt.db, limit=limit or s.batch_size * 40,
         redispatch_after=s.redispatch_after if redispatch_after is None else redispatch_after,
-        records=records)
-    maybe_held = {r.job_id for r in rows if r.dispatched and not r.lease_expired and r.job_id}
-    alive = alive_jobs(rt.redis, maybe_held)
-    ids = [r.id for r in rows if r.lease_expired or r.job_id not in alive]
+        live=live_job_ids(rt.redis, API_QUEUE), records=records)
+    ids = [r.id for r in rows]
     handed = hand_out(rt.db, rt.redis, QueueItem.__table__, ids, queue=API_QUEUE,
                       func=PROCESS_API_ITEMS, batch_size=s.batch_size, timeout=s.job_timeout)
     if handed:
@@ -54,11 +55,9 @@ def dispatch_webhooks(rt: Runtime) -> int:
     """Webhook events due (new in scheduled mode, retries, parked looks, lost jobs)."""
     s = rt.settings
     rows = webhook_service.find_dispatchable(rt.db, limit=s.batch_size * 40,
-                                             redispatch_after=s.redispatch_after)
-    maybe_held = {r.job_id for r in rows
-                  if r.dispatched_at is not None and r.lease_owner is None and r.job_id}
-    alive = alive_jobs(rt.redis, maybe_held)
-    ids = [r.id for r in rows if r.lease_owner is not None or r.job_id not in alive]
+                                             redispatch_after=s.redispatch_after,
+                                             live=live_job_ids(rt.redis, WEBHOOK_QUEUE))
+    ids = [r.id for r in rows]
     handed = hand_out(rt.db, rt.redis, WebhookEvent.__table__, ids, queue=WEBHOOK_QUEUE,
                       func=PROCESS_WEBHOOK_EVENTS, batch_size=s.batch_size,
                       timeout=s.job_timeout)

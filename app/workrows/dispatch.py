@@ -6,7 +6,7 @@ dispatcher, wake-up or admin action can free it for a second worker mid-call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,13 +19,22 @@ from app.db import Database
 from app.workrows.leases import free
 
 
-def dispatchable(table: Any, now: datetime, redispatch_after: float) -> sa.ColumnElement[bool]:
-    """Never handed out, or handed out long enough ago that the job may be lost, or held
-    under a lease that expired (its worker died or hung)."""
+def dispatchable(table: Any, now: datetime, redispatch_after: float,
+                 live: Collection[str]) -> sa.ColumnElement[bool]:
+    """Rows to hand out: never handed out; handed out long enough ago that their job may be
+    lost and it is not among ``live`` (``app.background.live_job_ids``: read once per pass,
+    so no row's job is looked up on its own); or held under a lease that expired (its
+    worker died or hung), whatever its job.
+
+    Each branch is a range of an index (``ix_<table>_dispatched``, ``ix_<table>_leased``):
+    when every row is held by a job handed it recently, the pass reads no row at all."""
     c = table.c
     stale = now - timedelta(seconds=redispatch_after)
-    return sa.or_(c.dispatched_at.is_(None), c.dispatched_at < stale,
-                  c.lease_owner.is_not(None))
+    lost = sa.or_(c.job_id.is_(None), c.job_id.not_in(list(live))) if live else sa.true()
+    return sa.or_(c.dispatched_at.is_(None),
+                  sa.and_(c.dispatched_at < stale, lost),
+                  sa.and_(c.lease_owner.is_not(None),
+                          sa.or_(c.lease_until.is_(None), c.lease_until < now)))
 
 
 def mark_dispatched(db: Database, table: Any, assignments: dict[str, Sequence[int]]
