@@ -43,7 +43,7 @@ class Sizes:
 FULL = Sizes(
     time_scale=0.25,
     rate=ratelimit.RateParams(records=5000, limit=1000, window=60, workers=(1, 2, 4)),
-    load=throughput.LoadParams(records=3000, payments=1000, noop_jobs=3000),
+    load=throughput.LoadParams(records=3000, payments=1000, floor_items=2000),
     intake=intake.IntakeParams(batches=400, big_batches=60),
     latency=latency.LatencyParams(samples=60),
     backlog=backlog.BacklogParams(small=10_000, large=1_000_000),
@@ -54,7 +54,7 @@ FULL = Sizes(
 QUICK = Sizes(
     time_scale=0.025,
     rate=ratelimit.RateParams(records=500, limit=100, window=60, workers=(2,)),
-    load=throughput.LoadParams(records=300, payments=60, noop_jobs=300),
+    load=throughput.LoadParams(records=300, payments=60, floor_items=200),
     intake=intake.IntakeParams(batches=24, big_batches=8),
     latency=latency.LatencyParams(samples=6),
     backlog=backlog.BacklogParams(small=2_000, large=20_000, repeats=3),
