@@ -7,11 +7,13 @@ dispatcher, wake-up or admin action can free it for a second worker mid-call.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from app.background import chunk, enqueue, new_job_ids
 from app.clock import utcnow
@@ -19,22 +21,47 @@ from app.db import Database
 from app.workrows.leases import free
 
 
-def dispatchable(table: Any, now: datetime, redispatch_after: float,
-                 live: Collection[str]) -> sa.ColumnElement[bool]:
-    """Rows to hand out: never handed out; handed out long enough ago that their job may be
-    lost and it is not among ``live`` (``app.background.live_job_ids``: read once per pass,
-    so no row's job is looked up on its own); or held under a lease that expired (its
-    worker died or hung), whatever its job.
+@dataclass
+class Window:
+    """Where the next pass goes on judging rows handed out long ago (by id): each pass
+    judges at most one window of them, so its cost does not grow with a backlog that live
+    jobs hold, and every row is judged again within backlog / limit passes."""
 
-    Each branch is a range of an index (``ix_<table>_dispatched``, ``ix_<table>_leased``):
-    when every row is held by a job handed it recently, the pass reads no row at all."""
+    after: int = 0
+
+
+def due_ids(session: Session, table: Any, base: sa.ColumnElement[bool], *,
+            order_by: Sequence[Any], limit: int, redispatch_after: float,
+            live: Collection[str], window: Window | None = None) -> list[int]:
+    """Ids of the rows matching ``base`` to hand out, in one statement:
+
+    - never handed out, or held under a lease that expired (its worker died or hung),
+      whatever its job: ``limit`` of them in ``order_by`` order;
+    - handed out more than ``redispatch_after`` seconds ago to a job that is not among
+      ``live`` (``app.background.live_job_ids``, read once per pass: no row's job is looked
+      up on its own): the next ``limit`` such rows after ``window``, which moves on.
+
+    Each part is a range of an index (``ix_<table>_dispatched``, ``ix_<table>_leased``, the
+    primary key), so a pass over rows that live jobs hold reads at most one window."""
     c = table.c
+    now = utcnow()
     stale = now - timedelta(seconds=redispatch_after)
-    lost = sa.or_(c.job_id.is_(None), c.job_id.not_in(list(live))) if live else sa.true()
-    return sa.or_(c.dispatched_at.is_(None),
-                  sa.and_(c.dispatched_at < stale, lost),
-                  sa.and_(c.lease_owner.is_not(None),
-                          sa.or_(c.lease_until.is_(None), c.lease_until < now)))
+    expired = sa.and_(c.lease_owner.is_not(None),
+                      sa.or_(c.lease_until.is_(None), c.lease_until < now))
+    unheld = (sa.select(c.id, c.job_id, sa.literal(False).label("handed"))
+              .where(base, sa.or_(c.dispatched_at.is_(None), expired))
+              .order_by(*order_by).limit(limit).subquery())
+    after = window.after if window is not None else 0
+    handed = (sa.select(c.id, c.job_id, sa.literal(True).label("handed"))
+              .where(base, c.dispatched_at < stale, c.id > after)
+              .order_by(c.id).limit(limit).subquery())
+    rows = session.execute(sa.union_all(sa.select(unheld), sa.select(handed))).all()
+    old = [r for r in rows if r.handed]
+    if window is not None:  # a short window reached the end: start again from the first
+        window.after = max(r.id for r in old) if len(old) == limit else 0
+    ids = [r.id for r in rows if not r.handed]
+    ids += [r.id for r in old if r.job_id is None or r.job_id not in live]
+    return list(dict.fromkeys(ids))
 
 
 def mark_dispatched(db: Database, table: Any, assignments: dict[str, Sequence[int]]
