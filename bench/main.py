@@ -110,7 +110,9 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
         if profile:
             print("bench: profiles...", file=sys.stderr, flush=True)
             meta["profiles"] = {"worker": profiles.worker(stack, sizes.load.records),
-                                "intake": profiles.intake(stack, sizes.intake.batches // 4)}
+                                "intake": profiles.intake(stack, sizes.intake.batches // 4),
+                                "intake_batch": profiles.intake(stack, sizes.intake.batches // 4,
+                                                                "batch")}
     finally:
         stack.close()
     meta["machine_after"] = machine()
