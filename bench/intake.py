@@ -1,19 +1,26 @@
-"""Webhook intake: signed batches stored durably, against a verify-only endpoint.
+"""Webhook intake: signed batches stored durably, against a bare storage ceiling.
 
-Both run under the same gunicorn settings as Paybridge's web process. Bodies are built and
-signed before the clock starts (signing is the gateway's work). No RQ worker runs, so the
-web processes have the machine to themselves; every stored event is counted afterwards.
+The ceiling (bench.store_app) checks the same signed batches and stores them with one
+multi-row insert per batch on the same database; a verify-only endpoint (bench.verify_app)
+shows what the HTTP stack alone costs. All run under the same gunicorn settings as
+Paybridge's web process. Bodies are built and signed before the clock starts (signing is
+the gateway's work). No RQ worker runs, so the web processes have the machine to
+themselves; every stored event is counted afterwards.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.supervisor import Proc, paybridge_procs
+from bench import store_app
 from bench.loadgen import LoadResult, post_all
 from bench.procstats import CpuMeter
 from bench.report import Figure
@@ -21,6 +28,7 @@ from bench.stack import Stack, free_port, wait_http
 from webhooks.signature import sign
 
 PATH = "/webhooks/gocardless"
+SHARE = 0.6  # of the storage ceiling
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,13 @@ def bodies(count: int, size: int, secret: str) -> list[tuple[bytes, dict[str, st
     return out
 
 
-def _verify_only(stack: Stack) -> Proc:
+def _bare_app(stack: Stack, name: str, wsgi: str) -> Proc:
+    """A bench WSGI app under exactly the web process's gunicorn command line."""
     port = free_port()
     web = next(p for p in paybridge_procs(stack.ports, 0) if p.name == "web")
-    argv = [("bench.verify_app:app" if a == "app.wsgi:app" else a) for a in web.argv]
+    argv = [(wsgi if a == "app.wsgi:app" else a) for a in web.argv]
     argv[argv.index("--bind") + 1] = f"127.0.0.1:{port}"
-    proc = Proc("verify-only", argv, {"BENCH_PORT": str(port)})
+    proc = Proc(name, argv, {"BENCH_PORT": str(port)})
     stack._start([proc])
     wait_http(f"http://127.0.0.1:{port}/")
     return proc
@@ -76,16 +85,47 @@ def _summary(result: LoadResult, per_batch: int) -> dict[str, Any]:
             "statuses": result.statuses}
 
 
-def run(stack: Stack, params: IntakeParams) -> list[Figure]:
+def _ceiling(stack: Stack, name: str, wsgi: str, batches: list[tuple[bytes, dict[str, str]]],
+             concurrency: int, per_batch: int) -> dict[str, Any]:
+    proc = _bare_app(stack, name, wsgi)
+    try:
+        return _summary(_load(int(proc.env["BENCH_PORT"]), batches, concurrency), per_batch)
+    finally:
+        stack.stop([proc])
+
+
+def _analyse(stack: Stack) -> None:
+    """Fresh statistics for what intake grows (autovacuum may be off, as on this machine)."""
+    if stack.rt.db.dialect == "postgresql":
+        with stack.rt.db.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE webhook_events, status_history"))
+
+
+def run(stack: Stack, params: IntakeParams) -> Iterator[Figure]:
     stack.reset()
     secret = stack.settings.webhook_secret
-    size, c = params.events_per_batch, params.concurrency
-    ceiling_proc = _verify_only(stack)
+    size, c, big_size = params.events_per_batch, params.concurrency, params.big_events
+    verify_only = _ceiling(stack, "verify-only", "bench.verify_app:app",
+                           bodies(params.batches + 4, size, secret), c, size)
+    yield Figure("intake.verify_only.events_per_s",
+                 f"verify-only endpoint (no storage), {size}-event batches, concurrency {c}",
+                 verify_only["events_per_s"], "events/s", detail=verify_only)
+    engine = stack.rt.db.engine
+    store_app.create_table(engine)
     try:
-        port = int(ceiling_proc.env["BENCH_PORT"])
-        ceiling = _summary(_load(port, bodies(params.batches + 4, size, secret), c), size)
+        ceiling = _ceiling(stack, "store-only", "bench.store_app:app",
+                           bodies(params.batches + 4, size, secret), c, size)
+        big_ceiling = _ceiling(stack, "store-only", "bench.store_app:app",
+                               bodies(params.big_batches + 4, big_size, secret), 1, big_size)
     finally:
-        stack.stop([ceiling_proc])
+        store_app.drop_table(engine)
+    yield Figure("intake.store_only.events_per_s",
+                 f"storage ceiling: bare endpoint, one multi-row insert per batch, "
+                 f"concurrency {c}", ceiling["events_per_s"], "events/s",
+                 ceiling=verify_only["events_per_s"], ceiling_label="verify-only",
+                 detail=ceiling)
+    sent = 0
     web = stack.start_web()
     try:
         meter = CpuMeter([web])
@@ -94,45 +134,58 @@ def run(stack: Stack, params: IntakeParams) -> list[Figure]:
                           size)
         stored["web_cpu_ms_per_event"] = sum(meter.stop().values()) * 1000 / (
             params.batches * size)
-        big = bodies(params.big_batches + 4, params.big_events, secret)
-        big16 = _summary(_load(stack.ports.web, big, c), params.big_events)
-        big = bodies(params.big_batches + 4, params.big_events, secret)
-        big1 = _summary(_load(stack.ports.web, big, 1), params.big_events)
+        sent += (params.batches + 4) * size
+        in_db = stack.count("SELECT count(*) FROM webhook_events")
+        share = stored["events_per_s"] / ceiling["events_per_s"]
+        yield Figure(
+            "intake.events_per_s",
+            f"webhook intake, {size}-event batches, concurrency {c}, WEBHOOK_MODE=event",
+            stored["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
+            ceiling_label="storage ceiling", target=f">= {SHARE:.0%} of ceiling",
+            passed=share >= SHARE and in_db == sent and set(stored["statuses"]) == {204},
+            detail={"stored": stored, "ceiling": ceiling, "share": share,
+                    "events_in_database": in_db, "events_sent": sent})
+        yield Figure("intake.ack_p50_ms", f"ACK p50, {size}-event batches, concurrency {c}",
+                     stored["p50_ms"], "ms", ceiling=ceiling["p50_ms"],
+                     ceiling_label="storage ceiling")
+        yield Figure("intake.ack_p99_ms", f"ACK p99, {size}-event batches, concurrency {c}",
+                     stored["p99_ms"], "ms", ceiling=ceiling["p99_ms"],
+                     ceiling_label="storage ceiling")
+        _analyse(stack)
+        big = bodies(params.big_batches + 4, big_size, secret)
+        big1 = _summary(_load(stack.ports.web, big, 1), big_size)
+        sent += (params.big_batches + 4) * big_size
+        yield Figure("intake.big_ack_p99_ms.c1",
+                     f"ACK p99, {big_size}-event batches, one delivery at a time",
+                     big1["p99_ms"], "ms", ceiling=big_ceiling["p99_ms"],
+                     ceiling_label="storage ceiling", target="<= 250 ms",
+                     passed=big1["p99_ms"] <= 250 and set(big1["statuses"]) == {204},
+                     detail={"stored": big1, "ceiling": big_ceiling})
+        big = bodies(params.big_batches + 4, big_size, secret)
+        big16 = _summary(_load(stack.ports.web, big, c), big_size)
+        sent += (params.big_batches + 4) * big_size
+        yield Figure(f"intake.big_ack_p99_ms.c{c}",
+                     f"ACK p99, {big_size}-event batches, concurrency {c}",
+                     big16["p99_ms"], "ms", ceiling=big16["p50_ms"], ceiling_label="p50",
+                     target="<= 250 ms",
+                     passed=big16["p99_ms"] <= 250 and set(big16["statuses"]) == {204},
+                     detail=big16)
     finally:
         stack.stop([web])
+    _analyse(stack)
     # One job per delivery instead of one per event: what enqueueing costs at intake.
     web = stack.start_web({"WEBHOOK_MODE": "batch"})
     try:
         batch_mode = _summary(_load(stack.ports.web, bodies(params.batches + 4, size, secret),
                                     c), size)
+        sent += (params.batches + 4) * size
     finally:
         stack.stop([web])
-    sent = (2 * (params.batches + 4) * size + 2 * (params.big_batches + 4) * params.big_events)
     in_db = stack.count("SELECT count(*) FROM webhook_events")
-    stored["events_in_database"], stored["events_sent"] = in_db, sent
-    share = stored["events_per_s"] / ceiling["events_per_s"]
-    all_204 = all(set(s["statuses"]) == {204} for s in (stored, big16, big1, batch_mode))
-    return [
-        Figure("intake.events_per_s",
-               f"webhook intake, {size}-event batches, concurrency {c}, WEBHOOK_MODE=event",
-               stored["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
-               ceiling_label="events/s verify-only", target=">= 30 % of verify-only",
-               passed=share >= 0.3 and in_db == sent and all_204,
-               detail={"stored": stored, "verify_only": ceiling, "share": share}),
-        Figure("intake.batch_mode.events_per_s",
-               "webhook intake, WEBHOOK_MODE=batch (one job per delivery)",
-               batch_mode["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
-               ceiling_label="events/s verify-only", detail=batch_mode),
-        Figure("intake.ack_p50_ms", f"ACK p50, {size}-event batches, concurrency {c}",
-               stored["p50_ms"], "ms", ceiling=ceiling["p50_ms"], ceiling_label="verify-only"),
-        Figure("intake.ack_p99_ms", f"ACK p99, {size}-event batches, concurrency {c}",
-               stored["p99_ms"], "ms", ceiling=ceiling["p99_ms"], ceiling_label="verify-only"),
-        Figure("intake.big_ack_p99_ms.c1",
-               f"ACK p99, {params.big_events}-event batches, one delivery at a time",
-               big1["p99_ms"], "ms", ceiling=big1["p50_ms"], ceiling_label="p50",
-               target="<= 250 ms", passed=big1["p99_ms"] <= 250, detail=big1),
-        Figure(f"intake.big_ack_p99_ms.c{c}",
-               f"ACK p99, {params.big_events}-event batches, concurrency {c}",
-               big16["p99_ms"], "ms", ceiling=big16["p50_ms"], ceiling_label="p50",
-               target="<= 250 ms", passed=big16["p99_ms"] <= 250, detail=big16),
-    ]
+    yield Figure("intake.batch_mode.events_per_s",
+                 "webhook intake, WEBHOOK_MODE=batch (one job per delivery)",
+                 batch_mode["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
+                 ceiling_label="storage ceiling", target=f">= {SHARE:.0%} of ceiling",
+                 passed=(batch_mode["events_per_s"] >= SHARE * ceiling["events_per_s"]
+                         and in_db == sent and set(batch_mode["statuses"]) == {204}),
+                 detail={**batch_mode, "events_in_database": in_db, "events_sent": sent})

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
+from app.runtime import Runtime
 from app.supervisor import PY
 from app.web import create_app
 from bench.intake import PATH, bodies
@@ -35,11 +37,13 @@ def worker(stack: Stack, records: int) -> str:
     return Path(out).read_text()
 
 
-def intake(stack: Stack, batches: int) -> str:
+def intake(stack: Stack, batches: int, mode: str = "event") -> str:
+    """``mode``: WEBHOOK_MODE, event (one RQ job per event) or batch (one per delivery)."""
     from pyinstrument import Profiler
 
     stack.reset()
-    client = create_app(runtime=stack.rt).test_client()
+    rt = Runtime(replace(stack.settings, webhook_mode=mode))
+    client = create_app(runtime=rt).test_client()
     signed = bodies(batches + 5, 100, stack.settings.webhook_secret)
     for body, headers in signed[:5]:
         client.post(PATH, data=body, headers=headers)
@@ -48,4 +52,5 @@ def intake(stack: Stack, batches: int) -> str:
     for body, headers in signed[5:]:
         assert client.post(PATH, data=body, headers=headers).status_code == 204
     profiler.stop()
+    rt.db.dispose()
     return str(profiler.output_text(unicode=True, color=False))

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from app.mapping import GATEWAY_ID_FIELD, OBJECTS
 from app.records.models import RecordLink
 from app.supervisor import PY
-from bench.report import Figure, table
+from bench.report import Figure
 from bench.stack import ROOT, Stack
 from webhooks.crm_records import crm_fields_for
 
@@ -41,7 +41,6 @@ MB = 1024 * 1024
 # What ``drift`` introduces: kind -> how many.
 EXPECTED = {"status": 3, "field": 4, "missing_in_crm": 2, "missing_at_gateway": 1,
             "link_missing": 1}
-Emit = Callable[[list[Figure]], None]  # the scenario's figures so far
 
 
 @dataclass(frozen=True)
@@ -219,15 +218,10 @@ def found_kinds(stack: Stack) -> dict[str, int]:
     return {str(kind): int(n) for kind, n in rows}
 
 
-def run(stack: Stack, params: ReconcileParams, emit: Emit | None = None) -> list[Figure]:
-    figures: list[Figure] = []
-
-    def out(figure: Figure) -> None:
-        figures.append(figure)
-        print(f"bench: reconcile  {table([figure]).splitlines()[-1]}", file=sys.stderr,
-              flush=True)
-        if emit is not None:
-            emit(list(figures))
+def run(stack: Stack, params: ReconcileParams) -> Iterator[Figure]:
+    """Each size's figures as soon as that size is measured (a 100,000 size takes minutes)."""
+    measured: list[Figure] = []
+    out = measured.append
 
     env = {**stack.env}
     if params.bulk_threshold is not None:
@@ -248,15 +242,16 @@ def run(stack: Stack, params: ReconcileParams, emit: Emit | None = None) -> list
                               {k: sf_after[k] - sf_before.get(k, 0) for k in sf_after
                                if sf_after[k] != sf_before.get(k, 0)},
                               used_after - used_before, gw_after - gw_before, out))
+            yield from measured
+            measured.clear()
     finally:  # the next scenario expects both partners to call Paybridge again
         stack.sf_call("POST", "/sim/trigger", json={"url": f"{stack.web}/api/v1/queue"})
         stack.gw_sim("POST", "/webhooks/config", json={"url": f"{stack.web}/webhooks/gocardless"})
-    return figures
 
 
 def _size_figures(stack: Stack, n: int, wall: float, code: int, peak: int,
                   peaks: dict[int, int], smallest: int, sf_calls: dict[str, int], used: int,
-                  gw_calls: int, out: Emit) -> Figure:
+                  gw_calls: int, out: Callable[[Figure], None]) -> Figure:
     """Emit this size's figures; returns the last (the drifts found)."""
     per_object = used / len(SEEDED)
     out(Figure(f"reconcile.{n}.sf_calls", f"reconcile {n:,}/object: Salesforce calls per object",

@@ -52,14 +52,24 @@ def _number(value: float | None, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def _row(f: Figure) -> tuple[str, str, str, str, str]:
+    unit = f.unit if f.ceiling_unit is None else f.ceiling_unit
+    ceiling = (f"{_number(f.ceiling, unit)} {f.ceiling_label}".strip()
+               if f.ceiling is not None else f.ceiling_label)
+    mark = {True: "ok", False: "MISSED", None: ""}[f.passed]
+    return (f.label, _number(f.value, f.unit), ceiling, f.target, mark)
+
+
+def line(f: Figure) -> str:
+    """One figure on one line, printed the moment it is measured."""
+    label, value, ceiling, target, mark = _row(f)
+    parts = [f"{label}: {value}", f"vs {ceiling}" if ceiling else "", target, mark]
+    return "  ".join(p for p in parts if p)
+
+
 def table(figures: list[Figure]) -> str:
     rows = [("figure", "value", "compared with (same run)", "target", "")]
-    for f in figures:
-        unit = f.unit if f.ceiling_unit is None else f.ceiling_unit
-        ceiling = (f"{_number(f.ceiling, unit)} {f.ceiling_label}".strip()
-                   if f.ceiling is not None else f.ceiling_label)
-        mark = {True: "ok", False: "MISSED", None: ""}[f.passed]
-        rows.append((f.label, _number(f.value, f.unit), ceiling, f.target, mark))
+    rows += [_row(f) for f in figures]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in rows]

@@ -8,10 +8,12 @@ the emulators, the tables and the bench's Redis database between scenarios.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -81,6 +83,26 @@ def stop_procs(procs: list[Proc]) -> None:
                 os.killpg(proc.popen.pid, signal.SIGKILL)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def end_on_signals() -> None:
+    """SIGTERM, SIGINT and SIGHUP (the terminal closed) unwind the bench like an exception,
+    so every ``finally`` runs and ``Stack.close`` ends every process it started. Further
+    signals are ignored meanwhile: a second Ctrl-C must not cut the clean-up short and leave
+    processes behind."""
+
+    def _unwind(signum: int, _frame: object) -> None:
+        for name in STOP_SIGNALS:
+            signal.signal(name, signal.SIG_IGN)
+        print(f"bench: stopped by signal {signum}; ending every process it started",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    for name in STOP_SIGNALS:
+        signal.signal(name, _unwind)
+
+
 @dataclass
 class Stack:
     database_url: str
@@ -105,6 +127,10 @@ class Stack:
         }
         self.settings = Settings.from_env(self.env)
         self.rt = Runtime(self.settings)
+        self._closed = False
+        # However the bench ends (an exception nobody caught, sys.exit), nothing it started
+        # survives it; a signal ends up here too (end_on_signals).
+        atexit.register(self.close)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -199,6 +225,9 @@ class Stack:
     def close(self) -> None:
         """End every process this stack started (safe to call again) and its connections."""
         procs = list(self.procs)
+        if self._closed and not procs:
+            return
+        self._closed = True
         try:
             stop_procs(procs)
         finally:
@@ -239,22 +268,6 @@ class Stack:
 
 def wait_http(url: str, verify: str | bool = True) -> None:
     _wait_http(url, 60, verify=verify)
-
-
-@contextlib.contextmanager
-def stopped_by_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the bench as Ctrl-C does: with an exception, so every
-    ``finally`` (``Stack.close`` above all) stops what was started. Restored on the way out."""
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

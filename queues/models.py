@@ -36,6 +36,12 @@ class QueueItem(WorkRow, Base):
         # The console's lists: newest first within a status (and an object), keyset-paged.
         sa.Index("ix_api_queue_items_status_id", "status", "id"),
         sa.Index("ix_api_queue_items_status_object", "status", "object", "id"),
+        # The dispatcher's pass (app.workrows.dispatch.dispatchable): due rows by index,
+        # so a pass over a backlog every live job holds costs the same at any size.
+        sa.Index("ix_api_queue_items_dispatched", "dispatched_at"),
+        sa.Index("ix_api_queue_items_leased", "lease_until",
+                 postgresql_where=sa.text("lease_owner IS NOT NULL"),
+                 sqlite_where=sa.text("lease_owner IS NOT NULL")),
         # Ids are never reused once rows are deleted: archive entries and log lines keep
         # naming one row each (SQLite would otherwise hand out a deleted row's id again).
         {"sqlite_autoincrement": True},

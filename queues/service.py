@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -220,31 +219,20 @@ def pending_in_records(session: Session, obj: str, record_id: str) -> bool:
 
 # --- dispatch ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Dispatchable:
-    id: int
-    job_id: str | None
-    dispatched: bool  # handed to a job before (that job may still be queued)
-    lease_expired: bool  # its worker died or hung
-
-
 def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
-                      records: Iterable[tuple[str, str]] | None = None) -> list[Dispatchable]:
-    """Rows due and first in line that no live job holds."""
-    now = utcnow()
-    cond = sa.and_(_claimable(now), dispatch.dispatchable(qi, now, redispatch_after))
+                      live: Collection[str] = (), window: dispatch.Window | None = None,
+                      records: Iterable[tuple[str, str]] | None = None) -> list[int]:
+    """Ids of rows due and first in line that no live job holds (``live``: the job ids
+    still to run or running; see ``dispatch.due_ids``)."""
+    cond = _claimable(utcnow())
     if records is not None:
         pairs = list(set(records))
         if not pairs:
             return []
         cond = sa.and_(cond, sa.tuple_(qi.c.object, qi.c.record_id).in_(pairs))
     with db.transaction() as session:
-        rows = session.execute(
-            sa.select(qi.c.id, qi.c.job_id, qi.c.dispatched_at, qi.c.lease_owner)
-            .where(cond).order_by(qi.c.id).limit(limit)
-        ).all()
-    return [Dispatchable(r.id, r.job_id, r.dispatched_at is not None, r.lease_owner is not None)
-            for r in rows]
+        return dispatch.due_ids(session, qi, cond, order_by=[qi.c.id], limit=limit,
+                                redispatch_after=redispatch_after, live=live, window=window)
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -34,6 +34,12 @@ class WebhookEvent(WorkRow, Base):
         # The console's lists: newest first within a status (and a resource type).
         sa.Index("ix_webhook_events_status_id", "status", "id"),
         sa.Index("ix_webhook_events_status_resource", "status", "resource_type", "id"),
+        # The dispatcher's pass (app.workrows.dispatch.dispatchable): due rows by index,
+        # so a pass over a backlog every live job holds costs the same at any size.
+        sa.Index("ix_webhook_events_dispatched", "dispatched_at"),
+        sa.Index("ix_webhook_events_leased", "lease_until",
+                 postgresql_where=sa.text("lease_owner IS NOT NULL"),
+                 sqlite_where=sa.text("lease_owner IS NOT NULL")),
         # Ids are never reused once rows are deleted: archive entries and log lines keep
         # naming one row each (SQLite would otherwise hand out a deleted row's id again).
         {"sqlite_autoincrement": True},

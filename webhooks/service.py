@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,16 +95,17 @@ def lease_resource_events(session: Session, db: Database, resource_type: str,
         .order_by(WebhookEvent.event_time, WebhookEvent.event_id)))
 
 
-def find_dispatchable(db: Database, *, limit: int, redispatch_after: float) -> list[Any]:
+def find_dispatchable(db: Database, *, limit: int, redispatch_after: float,
+                      live: Collection[str] = (),
+                      window: dispatch.Window | None = None) -> list[int]:
+    """Ids of events due that no live job holds, oldest first (see ``dispatch.due_ids``)."""
     now = utcnow()
     cond = sa.and_(events.c.status.in_(WORKABLE), events.c.next_attempt_at <= now,
-                   sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now),
-                   dispatch.dispatchable(events, now, redispatch_after))
+                   sa.or_(events.c.lease_until.is_(None), events.c.lease_until < now))
     with db.transaction() as session:
-        return list(session.execute(
-            sa.select(events.c.id, events.c.job_id, events.c.dispatched_at,
-                      events.c.lease_owner).where(cond).order_by(events.c.event_time)
-            .limit(limit)).all())
+        return dispatch.due_ids(session, events, cond, order_by=[events.c.event_time],
+                                limit=limit, redispatch_after=redispatch_after, live=live,
+                                window=window)
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 It is what makes Redis mere transport: rows whose job vanished (FLUSHALL, restart), whose
 worker died (lease expired), or whose retry came due, are found in the database and
 enqueued again. Duplicated jobs are harmless: a job only processes the rows it can claim.
+
+A pass costs one Redis pipeline (the queue's live job ids, ``live_job_ids``) and one
+indexed query reading at most two batches of rows, whatever the backlog: no row's job is
+looked up on its own (see ``app.workrows.dispatch.due_ids``).
 """
 
 from __future__ import annotations
@@ -15,28 +19,29 @@ from app.background import (
     PROCESS_API_ITEMS,
     PROCESS_WEBHOOK_EVENTS,
     WEBHOOK_QUEUE,
-    alive_jobs,
+    live_job_ids,
 )
 from app.runtime import Runtime
-from app.workrows.dispatch import hand_out
+from app.workrows.dispatch import Window, hand_out
 from queues import service
 from queues.models import QueueItem
 from webhooks import service as webhook_service
 from webhooks.models import WebhookEvent
 
 log = logging.getLogger(__name__)
+# This process's place in judging rows handed out long ago (the clock's passes move it on;
+# a restarted clock starts again from the first row, which is only a little more work).
+_WINDOWS = {"api": Window(), "webhook": Window()}
 
 
 def dispatch_api(rt: Runtime, *, records: Iterable[tuple[str, str]] | None = None,
                  redispatch_after: float | None = None, limit: int | None = None) -> int:
     s = rt.settings
-    rows = service.find_dispatchable(
+    ids = service.find_dispatchable(
         rt.db, limit=limit or s.batch_size * 40,
         redispatch_after=s.redispatch_after if redispatch_after is None else redispatch_after,
-        records=records)
-    maybe_held = {r.job_id for r in rows if r.dispatched and not r.lease_expired and r.job_id}
-    alive = alive_jobs(rt.redis, maybe_held)
-    ids = [r.id for r in rows if r.lease_expired or r.job_id not in alive]
+        live=live_job_ids(rt.redis, API_QUEUE), records=records,
+        window=_WINDOWS["api"] if records is None else None)
     handed = hand_out(rt.db, rt.redis, QueueItem.__table__, ids, queue=API_QUEUE,
                       func=PROCESS_API_ITEMS, batch_size=s.batch_size, timeout=s.job_timeout)
     if handed:
@@ -53,12 +58,10 @@ def wake_api_records(rt: Runtime, records: set[tuple[str, str]]) -> None:
 def dispatch_webhooks(rt: Runtime) -> int:
     """Webhook events due (new in scheduled mode, retries, parked looks, lost jobs)."""
     s = rt.settings
-    rows = webhook_service.find_dispatchable(rt.db, limit=s.batch_size * 40,
-                                             redispatch_after=s.redispatch_after)
-    maybe_held = {r.job_id for r in rows
-                  if r.dispatched_at is not None and r.lease_owner is None and r.job_id}
-    alive = alive_jobs(rt.redis, maybe_held)
-    ids = [r.id for r in rows if r.lease_owner is not None or r.job_id not in alive]
+    ids = webhook_service.find_dispatchable(rt.db, limit=s.batch_size * 40,
+                                            redispatch_after=s.redispatch_after,
+                                            live=live_job_ids(rt.redis, WEBHOOK_QUEUE),
+                                            window=_WINDOWS["webhook"])
     handed = hand_out(rt.db, rt.redis, WebhookEvent.__table__, ids, queue=WEBHOOK_QUEUE,
                       func=PROCESS_WEBHOOK_EVENTS, batch_size=s.batch_size,
                       timeout=s.job_timeout)

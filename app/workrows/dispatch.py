@@ -6,12 +6,14 @@ dispatcher, wake-up or admin action can free it for a second worker mid-call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from app.background import chunk, enqueue, new_job_ids
 from app.clock import utcnow
@@ -19,13 +21,47 @@ from app.db import Database
 from app.workrows.leases import free
 
 
-def dispatchable(table: Any, now: datetime, redispatch_after: float) -> sa.ColumnElement[bool]:
-    """Never handed out, or handed out long enough ago that the job may be lost, or held
-    under a lease that expired (its worker died or hung)."""
+@dataclass
+class Window:
+    """Where the next pass goes on judging rows handed out long ago (by id): each pass
+    judges at most one window of them, so its cost does not grow with a backlog that live
+    jobs hold, and every row is judged again within backlog / limit passes."""
+
+    after: int = 0
+
+
+def due_ids(session: Session, table: Any, base: sa.ColumnElement[bool], *,
+            order_by: Sequence[Any], limit: int, redispatch_after: float,
+            live: Collection[str], window: Window | None = None) -> list[int]:
+    """Ids of the rows matching ``base`` to hand out, in one statement:
+
+    - never handed out, or held under a lease that expired (its worker died or hung),
+      whatever its job: ``limit`` of them in ``order_by`` order;
+    - handed out more than ``redispatch_after`` seconds ago to a job that is not among
+      ``live`` (``app.background.live_job_ids``, read once per pass: no row's job is looked
+      up on its own): the next ``limit`` such rows after ``window``, which moves on.
+
+    Each part is a range of an index (``ix_<table>_dispatched``, ``ix_<table>_leased``, the
+    primary key), so a pass over rows that live jobs hold reads at most one window."""
     c = table.c
+    now = utcnow()
     stale = now - timedelta(seconds=redispatch_after)
-    return sa.or_(c.dispatched_at.is_(None), c.dispatched_at < stale,
-                  c.lease_owner.is_not(None))
+    expired = sa.and_(c.lease_owner.is_not(None),
+                      sa.or_(c.lease_until.is_(None), c.lease_until < now))
+    unheld = (sa.select(c.id, c.job_id, sa.literal(False).label("handed"))
+              .where(base, sa.or_(c.dispatched_at.is_(None), expired))
+              .order_by(*order_by).limit(limit).subquery())
+    after = window.after if window is not None else 0
+    handed = (sa.select(c.id, c.job_id, sa.literal(True).label("handed"))
+              .where(base, c.dispatched_at < stale, c.id > after)
+              .order_by(c.id).limit(limit).subquery())
+    rows = session.execute(sa.union_all(sa.select(unheld), sa.select(handed))).all()
+    old = [r for r in rows if r.handed]
+    if window is not None:  # a short window reached the end: start again from the first
+        window.after = max(r.id for r in old) if len(old) == limit else 0
+    ids = [r.id for r in rows if not r.handed]
+    ids += [r.id for r in old if r.job_id is None or r.job_id not in live]
+    return list(dict.fromkeys(ids))
 
 
 def mark_dispatched(db: Database, table: Any, assignments: dict[str, Sequence[int]]

@@ -25,7 +25,7 @@ def test_quick_bench_produces_every_figure(database_url: str, redis_url: str,
     print(table(figures))
     by_key = {f.key: f for f in figures}
     expected = {
-        "idle.cpu_max_percent", "ceiling.rq_noop_cpu_ms", "api.sf_calls_per_1000",
+        "idle.cpu_max_percent", "ceiling.cpu_floor_ms", "api.sf_calls_per_1000",
         "api.gateway_calls_per_change", "api.cpu_ms_per_record", "intake.events_per_s",
         "intake.ack_p99_ms", "backlog.dispatch_ms", "backlog.claim_ms",
         "backlog.idle_tick_ms", "memory.worker_rss_end",
