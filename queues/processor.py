@@ -9,8 +9,6 @@ session between threads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,20 +37,18 @@ from app.mapping import (
     ObjectMap,
     status_label,
     to_gateway,
-    writeback_fields,
 )
-from app.records import refs
 from app.records import service as records
 from app.records.models import RecordLink
-from app.workrows.leases import Lease, LeaseLost, owned
+from app.workrows.leases import Lease, LeaseLost
 from app.workrows.states import record_failure, record_wait
 from queues import service
 from queues.lanes import lanes_of, run_lanes
 from queues.models import STAGE_GATEWAY_DONE, STAGE_NEW, QueueItem
+from queues.recording import NO_CHANGE, Outcome, Outcomes, field_digests
 
 log = logging.getLogger(__name__)
 PARENT_WAIT_SECONDS = 5.0
-NO_CHANGE = "no gateway field changed"
 DELETED = "ENTITY_IS_DELETED"  # Salesforce's answer to a write onto a deleted record
 
 
@@ -93,49 +89,48 @@ class Plan:
 
 def process_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[str, int]:
     """Run every claimed row through its gateway step, then write back the finished ones.
-    Up to GATEWAY_CONCURRENCY calls are in flight at once, rows that must stay in order
-    sharing a lane (``queues.lanes``). The caller keeps the lease renewed (``Heartbeat``)
-    and owns the job boundary."""
-    counts = {"gateway_ok": 0, "written_back": 0}
-    plans, lanes = _read_batch(ctx, ids, lease)
-
-    def step(item_id: int) -> bool:
-        with log_context(item_id=item_id):
-            return gateway_step(ctx, item_id, lease, plans.get(item_id))
-
-    counts["gateway_ok"] = run_lanes(lanes, step, ctx.settings.gateway_concurrency)
+    The caller keeps the lease renewed (``Heartbeat``) and owns the job boundary."""
+    counts = {"gateway_ok": gateway_steps(ctx, ids, lease)}
     counts["written_back"] = write_back(ctx, ids, lease)
     return counts
 
 
-def field_digests(obj: ObjectMap, fields: dict[str, Any]) -> dict[str, str]:
-    """CRM field -> digest of its value, for the mapped fields the gateway holds (never the
-    sensitive ones): what an update compares against."""
-    out = {}
-    for fm in obj.fields:
-        value = fields.get(fm.crm)
-        if fm.sensitive or value is None or value == "":
-            continue
-        text = json.dumps(value, sort_keys=True, default=str)
-        out[fm.crm] = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return out
+def gateway_steps(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> int:
+    """Every claimed row's gateway call, up to GATEWAY_CONCURRENCY in flight, rows that
+    must stay in order sharing a lane (``queues.lanes``); the answers are written in chunks
+    (``queues.recording``). Returns how many rows' calls succeeded and were written."""
+    plans, lanes = _read_batch(ctx, ids, lease)
+    outcomes = Outcomes(ctx, lease)
 
+    def step(item_id: int) -> bool:
+        with log_context(item_id=item_id):
+            plan = plans.get(item_id)
+            if plan is None:  # planned now: its parents' answers must be written first
+                outcomes.flush()
+            outcome = call_step(ctx, item_id, lease, plan)
+            if outcome is None:
+                return False
+            outcomes.add(outcome)
+            return True
 
-def plan_batch(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> dict[int, Plan]:
-    """Plans for a whole batch in one transaction: the rows, their links and their parents'
-    links, a query each. A row whose parent has no gateway id yet gets no plan here: it is
-    planned on its own when its turn comes, since an earlier row of the batch (or another
-    worker) may create that parent meanwhile."""
-    return _read_batch(ctx, ids, lease)[0]
+    try:
+        run_lanes(lanes, step, ctx.settings.gateway_concurrency)
+    finally:  # answers already had are written even when a lane failed
+        outcomes.flush()
+    return outcomes.written
 
 
 def _read_batch(ctx: QueueContext, ids: Sequence[int],
                 lease: Lease) -> tuple[dict[int, Plan], list[list[int]]]:
-    """``plan_batch``'s plans, and the batch's lanes: a row shares one with the rows of the
-    records it links to (its parent's insert comes first) and of its own record."""
+    """Plans for a whole batch in one transaction (the rows, their links and their parents'
+    links, a query each), and the batch's lanes: a row shares one with the rows of the
+    records it links to (its parent's insert comes first) and of its own record. A row
+    whose parent has no gateway id yet gets no plan here: it is planned on its own when its
+    turn comes, since an earlier row of the batch (or another worker) may create that
+    parent meanwhile."""
     plans: dict[int, Plan] = {}
     with ctx.db.transaction() as session:
-        items = [i for i in _load_owned_many(session, ids, lease) if i.stage == STAGE_NEW]
+        items = [i for i in service.load_owned_many(session, ids, lease) if i.stage == STAGE_NEW]
         own = _links_of(session, [(i.object, i.record_id) for i in items])
         needs = {i.id: _parents(i) for i in items}
         wanted: dict[str, set[str]] = {}
@@ -182,50 +177,35 @@ def _plan(ctx: QueueContext, item_id: int, lease: Lease) -> Plan | None:
         return _plan_of(item, link, links)
 
 
-def gateway_step(ctx: QueueContext, item_id: int, lease: Lease,
-                 plan: Plan | None = None) -> bool:
-    """Make the row's gateway call and record the outcome. True when the call succeeded.
+def call_step(ctx: QueueContext, item_id: int, lease: Lease,
+              plan: Plan | None = None) -> Outcome | None:
+    """Make the row's gateway call; its answer when the call succeeded (for the caller to
+    write down, ``queues.recording``), None when the row's outcome was recorded here.
 
-    ``plan`` comes from ``plan_batch``; without one the row is planned here."""
+    ``plan`` comes from ``_read_batch``; without one the row is planned here."""
     try:
         plan = plan or _plan(ctx, item_id, lease)
         if plan is None:
-            return False
+            return None
         lease.ensure(ctx.db, ctx.settings.partner_call_budget)
         resource, note = _call_gateway(ctx, plan)
     except LeaseLost as exc:  # no call made: the row goes to whoever holds it next
         log.warning("lease not certain; gateway call not made", extra={"error": str(exc)})
-        return False
+        return None
     except WaitForParent as exc:
         _record(ctx, item_id, lease, wait=str(exc))
-        return False
+        return None
     except PausedError as exc:  # our shared rate limiter: no attempt spent
         _record(ctx, item_id, lease, wait=str(exc), wait_seconds=exc.retry_after or 1.0)
-        return False
+        return None
     except (PartnerError, MappingError) as exc:
         _record(ctx, item_id, lease, error=exc)
-        return False
+        return None
     except Exception as exc:  # the row's boundary: record it on the row, never lose the row
         log.exception("unexpected error in gateway step")
         _record(ctx, item_id, lease, error=PermanentError(f"internal error: {exc!r}"))
-        return False
-    with ctx.db.transaction() as session:
-        item = service.load_owned(session, item_id, lease)
-        if item is None:  # another job holds it now; its call reuses the idempotency key
-            lease.drop("gateway result", item_id=item_id)
-            return False
-        gateway_id = str(resource.get("id") or plan.gateway_id)
-        _link_and_history(ctx, session, item, plan, resource)
-        result = writeback_fields(plan.obj, resource, ctx.settings.status_labels)
-        if plan.retires:
-            result = {}  # the CRM record shows the resource that replaced this one
-        elif note == NO_CHANGE:
-            # Nothing new at the gateway, but an insert's record must still carry the id:
-            # an earlier attempt may have created the resource and lost the answer.
-            result = {GATEWAY_ID_FIELD: gateway_id} if plan.operation == "insert" else {}
-        service.record_gateway_done(session, item, gateway_id, result, note)
-    log.info("gateway call done", extra={"object": plan.obj.name, "note": note})
-    return True
+        return None
+    return Outcome(item_id, plan, resource, note)
 
 
 def _call_gateway(ctx: QueueContext, plan: Plan) -> tuple[dict[str, Any], str]:
@@ -286,40 +266,6 @@ def _cancel(gw: GatewayClient, obj: ObjectMap, gateway_id: str) -> dict[str, Any
         raise
 
 
-def _link_and_history(ctx: QueueContext, session: Any, item: QueueItem, plan: Plan,
-                      resource: dict[str, Any]) -> None:
-    obj = plan.obj
-    if plan.retires:
-        _retired(session, item, plan)
-        return
-    gateway_id = resource.get("id") or plan.gateway_id
-    link = records.upsert_link(session, obj.name, crm_id=item.record_id,
-                               gateway_id=str(gateway_id) if gateway_id else None)
-    if plan.operation != "delete":
-        link.sent_digests = {**(link.sent_digests or {}), **field_digests(obj, plan.fields)}
-    refs.note(session, obj.name, resource)
-    status = resource.get("status")
-    if obj.has_status and status and status != link.status and link.last_event_at is None:
-        # Only before any webhook event was applied: afterwards events own the status.
-        records.record_transition(session, link, str(status), source="api",
-                                  cause=f"{item.operation} via API queue",
-                                  queue_item_id=item.id)
-
-
-def _retired(session: Any, item: QueueItem, plan: Plan) -> None:
-    """The replaced resource is cancelled: say so in the record's history (the link stays
-    on the resource that replaced it)."""
-    link = records.find_link(session, plan.obj.name, crm_id=item.record_id)
-    if link is None:
-        return
-    done = {"disable": "disabled", "cancel": "cancelled"}.get(plan.obj.cancel_action or "",
-                                                               "deleted")
-    entry = records.record_transition(
-        session, link, None, source="api", queue_item_id=item.id,
-        cause=f"replaced {plan.obj.resource} {plan.gateway_id} {done} at the gateway")
-    entry.gateway_id = plan.gateway_id
-
-
 def _record(ctx: QueueContext, item_id: int, lease: Lease, *,
             error: Exception | None = None, wait: str | None = None, stage: str = "gateway",
             wait_seconds: float = PARENT_WAIT_SECONDS) -> None:
@@ -355,7 +301,7 @@ def write_back(ctx: QueueContext, ids: Sequence[int], lease: Lease) -> int:
     link's *current* status, so a late write-back never moves the CRM record back in time.
     """
     with ctx.db.transaction() as session:
-        items = [i for i in _load_owned_many(session, ids, lease)
+        items = [i for i in service.load_owned_many(session, ids, lease)
                  if i.stage == STAGE_GATEWAY_DONE]
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         members: dict[tuple[str, str], list[int]] = {}
@@ -417,7 +363,7 @@ def _finish(ctx: QueueContext, done: list[int], lease: Lease,
         finished = service.arrivals(session, done, lease)
         completed = service.complete(session, done, lease)
     if completed < len(done):
-        lease.drop("completion", items=len(done) - completed)
+        lease.drop("completion", len(done) - completed)
     if ctx.telemetry is not None:
         ctx.telemetry.processed("api", finished)
     ctx.wake(records_done)
@@ -427,16 +373,8 @@ def _finish(ctx: QueueContext, done: list[int], lease: Lease,
 def _wait_all(ctx: QueueContext, ids: Sequence[int], lease: Lease, reason: str,
               seconds: float) -> None:
     with ctx.db.transaction() as session:
-        for item in _load_owned_many(session, ids, lease):
+        for item in service.load_owned_many(session, ids, lease):
             record_wait(item, stage="crm", reason=reason, seconds=seconds)
-
-
-def _load_owned_many(session: Any, ids: Sequence[int], lease: Lease) -> list[QueueItem]:
-    """The given rows still held under ``lease``, oldest first, in one query."""
-    if not ids:
-        return []
-    return list(session.scalars(sa.select(QueueItem).where(
-        QueueItem.id.in_(list(ids)), owned(QueueItem.__table__, lease)).order_by(QueueItem.id)))
 
 
 def _links_of(session: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:

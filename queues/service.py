@@ -171,6 +171,14 @@ def load_owned(session: Session, item_id: int, lease: Lease) -> QueueItem | None
         QueueItem.id == item_id, owned(qi, lease))).first()
 
 
+def load_owned_many(session: Session, ids: Sequence[int], lease: Lease) -> list[QueueItem]:
+    """The given rows still held under ``lease``, oldest first, in one query."""
+    if not ids:
+        return []
+    return list(session.scalars(sa.select(QueueItem).where(
+        QueueItem.id.in_(list(ids)), owned(qi, lease)).order_by(QueueItem.id)))
+
+
 def record_gateway_done(session: Session, item: QueueItem, gateway_id: str,
                         result: dict[str, Any], note: str) -> None:
     item.stage = STAGE_GATEWAY_DONE

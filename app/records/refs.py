@@ -8,6 +8,7 @@ Nothing sensitive is kept: a reference, gateway ids, a customer's name and e-mai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,37 +43,51 @@ class RecordRef(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-def _customer_of(session: Session, obj: str, resource: dict[str, Any],
-                 parent: tuple[str, str] | None) -> str | None:
+def note(session: Session, obj: str, resource: dict[str, Any]) -> None:
+    """Remember (or refresh) the searchable facts of one gateway resource."""
+    note_many(session, [(obj, resource)])
+
+
+def note_many(session: Session, seen: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """``note`` for many resources in one query, reading their entries and their parents'
+    (the customer a payment or mandate belongs to) together. A parent earlier in ``seen``
+    counts."""
+    wanted = [(obj, str(r["id"]), r) for obj, r in seen if r.get("id")]
+    if not wanted:
+        return
+    parents = {(o, g): _parent(r) for o, g, r in wanted}
+    keys = {(o, g) for o, g, _ in wanted} | {p for p in parents.values() if p}
+    pairs = sa.tuple_(RecordRef.object, RecordRef.gateway_id)
+    known = {(r.object, r.gateway_id): r
+             for r in session.scalars(sa.select(RecordRef).where(pairs.in_(sorted(keys))))}
+    for obj, gateway_id, resource in wanted:
+        ref = known.get((obj, gateway_id))
+        if ref is None:
+            ref = known[(obj, gateway_id)] = RecordRef(object=obj, gateway_id=gateway_id)
+            session.add(ref)
+        parent = parents[(obj, gateway_id)]
+        reference = resource.get("reference")
+        ref.reference = str(reference)[:140] if reference else ref.reference
+        ref.customer_id = _customer_of(obj, resource, known.get(parent) if parent else None
+                                       ) or ref.customer_id
+        if parent:
+            ref.parent_object, ref.parent_id = parent
+        if obj == "Customer":
+            words = (resource.get(k) for k in ("given_name", "family_name", "company_name",
+                                               "email"))
+            ref.label = " ".join(str(w) for w in words if w).lower()[:300] or ref.label
+
+
+def _parent(resource: dict[str, Any]) -> tuple[str, str] | None:
+    links = resource.get("links") or {}
+    return next(((PARENTS[name], str(links[name])) for name in PARENTS if links.get(name)),
+                None)
+
+
+def _customer_of(obj: str, resource: dict[str, Any], parent: RecordRef | None) -> str | None:
     links = resource.get("links") or {}
     if obj == "Customer":
         return str(resource.get("id") or "") or None
     if links.get("customer"):
         return str(links["customer"])
-    if parent is None:
-        return None
-    return session.scalar(sa.select(RecordRef.customer_id).where(
-        RecordRef.object == parent[0], RecordRef.gateway_id == parent[1]))
-
-
-def note(session: Session, obj: str, resource: dict[str, Any]) -> None:
-    """Remember (or refresh) the searchable facts of one gateway resource."""
-    gateway_id = resource.get("id")
-    if not gateway_id:
-        return
-    links = resource.get("links") or {}
-    parent = next(((PARENTS[name], str(links[name])) for name in PARENTS
-                   if links.get(name)), None)
-    ref = session.scalars(sa.select(RecordRef).where(
-        RecordRef.object == obj, RecordRef.gateway_id == str(gateway_id))).first()
-    if ref is None:
-        ref = RecordRef(object=obj, gateway_id=str(gateway_id))
-        session.add(ref)
-    reference = resource.get("reference")
-    ref.reference = str(reference)[:140] if reference else ref.reference
-    ref.customer_id = _customer_of(session, obj, resource, parent) or ref.customer_id
-    if parent:
-        ref.parent_object, ref.parent_id = parent
-    if obj == "Customer":
-        words = (resource.get(k) for k in ("given_name", "family_name", "company_name", "email"))
-        ref.label = " ".join(str(w) for w in words if w).lower()[:300] or ref.label
+    return parent.customer_id if parent is not None else None

@@ -6,7 +6,7 @@ row are written in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,26 +45,47 @@ def gateway_ids(session: Session, obj: str, crm_ids: Iterable[str]) -> dict[str,
 def upsert_link(session: Session, obj: str, *, crm_id: str | None, gateway_id: str | None,
                 for_update: bool = True) -> RecordLink:
     """Find the link by either id (locking it on PostgreSQL) or create it, filling gaps."""
-    link = None
-    for key, value in (("crm_id", crm_id), ("gateway_id", gateway_id)):
-        if value is None:
-            continue
-        query = sa.select(RecordLink).where(RecordLink.object == obj,
-                                            getattr(RecordLink, key) == value)
-        if for_update:
-            query = query.with_for_update()
-        link = session.scalars(query).first()
-        if link:
-            break
-    if link is None:
-        link = RecordLink(object=obj, crm_id=crm_id, gateway_id=gateway_id)
-        session.add(link)
+    return upsert_links(session, obj, [(crm_id, gateway_id)], for_update=for_update)[0]
+
+
+def upsert_links(session: Session, obj: str, pairs: Sequence[tuple[str | None, str | None]],
+                 *, for_update: bool = True) -> list[RecordLink]:
+    """``upsert_link`` for many records of one object in at most three statements: the link
+    of each (CRM id, gateway id), found by CRM id first, then by gateway id, else created;
+    gaps filled; returned in the order asked. Locks are taken in id order, the same for
+    every caller, so two batches never wait on each other in a circle."""
+    by_crm = _links_by(session, obj, RecordLink.crm_id, {c for c, _ in pairs if c},
+                       for_update)
+    by_gateway = _links_by(session, obj, RecordLink.gateway_id,
+                           {g for c, g in pairs if g and c not in by_crm}, for_update)
+    found, created = [], False
+    for crm_id, gateway_id in pairs:
+        link = (by_crm.get(crm_id) if crm_id else None) or (
+            by_gateway.get(gateway_id) if gateway_id else None)
+        if link is None:
+            link = RecordLink(object=obj, crm_id=crm_id, gateway_id=gateway_id)
+            session.add(link)
+            created = True
+        if crm_id and not link.crm_id:
+            link.crm_id = crm_id
+        if gateway_id and not link.gateway_id:
+            link.gateway_id = gateway_id
+        by_crm.update({link.crm_id: link} if link.crm_id else {})
+        by_gateway.update({link.gateway_id: link} if link.gateway_id else {})
+        found.append(link)
+    if created:
         session.flush()
-    if crm_id and not link.crm_id:
-        link.crm_id = crm_id
-    if gateway_id and not link.gateway_id:
-        link.gateway_id = gateway_id
-    return link
+    return found
+
+
+def _links_by(session: Session, obj: str, column: Any, values: set[str],
+              for_update: bool) -> dict[str, RecordLink]:
+    if not values:
+        return {}
+    query = sa.select(RecordLink).where(RecordLink.object == obj, column.in_(sorted(values)))
+    if for_update:
+        query = query.order_by(RecordLink.id).with_for_update()
+    return {getattr(link, column.key): link for link in session.scalars(query)}
 
 
 def record_transition(

@@ -81,12 +81,13 @@ class Lease:
         if self.remaining() <= need:
             raise LeaseLost(f"a {need:.1f}s step does not fit in a {self.seconds:.0f}s lease")
 
-    def drop(self, what: str, **extra: Any) -> None:
-        """A write matched nothing because the row is no longer ours: log and count it."""
+    def drop(self, what: str, rows: int = 1, **extra: Any) -> None:
+        """A write matched nothing because its ``rows`` are no longer ours: log and count
+        them."""
         with self._lock:
-            self.fenced += 1
+            self.fenced += rows
         log.warning("lease lost; result dropped", extra={"what": what, "token": self.token,
-                                                         **extra})
+                                                         "rows": rows, **extra})
 
 
 def new_lease(db: Database, label: str, seconds: float) -> Lease:

@@ -12,20 +12,22 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from app.clock import utcnow
 from app.records import service as records
 from app.records.models import RecordLink
 from app.runtime import Runtime
 from app.workrows import leases
 from app.workrows.leases import new_lease
-from queues import service
+from queues import processor, service
 from queues.models import STAGE_NEW, QueueItem
-from workers.context import set_runtime
+from workers.context import queue_context, set_runtime
 from workers.jobs import process_api_items
 
 qi = QueueItem.__table__
@@ -211,3 +213,31 @@ def test_results_arriving_after_the_lease_was_lost_are_not_written(world) -> Non
     assert process_api_items(ids)["written_back"] == len(ids)
     stats = requests.get(f"{gw_url}/sim/stats", timeout=10).json()
     assert set(stats["resources_per_crm_id"].values()) == {1}
+
+
+def test_answers_lost_before_they_were_written_are_replayed_not_duplicated(world) -> None:
+    """A job's answers are written in chunks after its calls: a worker that dies between
+    the two leaves its rows at the gateway step, and their retry must find the resources
+    the lost answers named (the same idempotency keys), never make a second one."""
+    rt, gw_url, sf_url, sf = world
+    items = service.accept_changes(rt.db, contacts(sf, sf_url, 6))
+    ids = [i.id for i in items]
+    dead = new_lease(rt.db, "dead", 60)
+    assert service.claim(rt.db, ids, dead) == sorted(ids)
+    ctx = queue_context(rt)
+    answers = [processor.call_step(ctx, item_id, dead) for item_id in ids]
+    assert all(answers)  # the calls were made; the worker dies before writing any answer
+    with rt.db.transaction() as session:  # its lease runs out
+        session.execute(sa.update(qi).where(qi.c.id.in_(ids))
+                        .values(lease_until=utcnow() - timedelta(seconds=1)))
+        assert set(session.scalars(sa.select(QueueItem.stage))) == {STAGE_NEW}
+
+    counts = process_api_items(ids)
+
+    assert counts["gateway_ok"] == 6 and counts["written_back"] == 6, counts
+    customers = requests.get(f"{gw_url}/sim/resources/customers", timeout=10).json()
+    assert len(customers["customers"]) == 6
+    with rt.db.transaction() as session:
+        linked = {link.crm_id: link.gateway_id for link in session.scalars(sa.select(RecordLink))}
+    assert linked == {i.record_id: a.resource["id"]
+                      for i, a in zip(items, answers, strict=True)}
