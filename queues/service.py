@@ -10,6 +10,7 @@ row another worker took over cannot overwrite the newer outcome.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 import zlib
 from collections.abc import Collection, Iterable, Sequence
@@ -47,6 +48,10 @@ def insert_idempotency_key(obj: str, record_id: str) -> str:
     return f"pb-{digest}"
 
 
+_LOCK_KEYS = sa.text("SELECT pg_advisory_xact_lock(k) "
+                     "FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
+
+
 def _lock_records(session: Session, records: Iterable[tuple[str, str]]) -> None:
     """Serialise intake per record on PostgreSQL, so ids follow commit order for each record.
 
@@ -56,8 +61,11 @@ def _lock_records(session: Session, records: Iterable[tuple[str, str]]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({zlib.crc32(f"{o}:{r}".encode()) for o, r in records})
-    for key in keys:
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    if keys:
+        # One statement for the batch (one per record cost a 200-change request 60 ms).
+        # Locks are taken in key order, so two batches never wait on each other in a
+        # circle: PostgreSQL evaluates a volatile select list in ORDER BY order.
+        session.execute(_LOCK_KEYS, {"keys": keys})
 
 
 def accept_changes(db: Database, changes: Sequence[dict[str, Any]], *,
@@ -82,21 +90,55 @@ def store_changes(session: Session, changes: Sequence[dict[str, Any]], *,
     """
     now = utcnow()
     _lock_records(session, ((c["object"], c["record_id"]) for c in changes))
-    items = []
+    rows = []
     for index, change in enumerate(changes):
         op = change["operation"]
         key = (insert_idempotency_key(change["object"], change["record_id"])
                if op == "insert" else f"pb-{uuid.uuid4().hex}")
         job_id = dispatch_job_ids[index // batch_size] if dispatch_job_ids else None
-        items.append(QueueItem(
-            object=change["object"], record_id=change["record_id"], operation=op,
-            fields=change["fields"], previous_fields=change.get("previous_fields"),
-            status=PENDING, idempotency_key=key, next_attempt_at=now, error_log=[],
-            dispatched_at=now if job_id else None, job_id=job_id,
-        ))
-    session.add_all(items)
-    session.flush()
-    return items
+        rows.append({
+            "object": change["object"], "record_id": change["record_id"], "operation": op,
+            "fields": change["fields"], "previous_fields": change.get("previous_fields"),
+            "status": PENDING, "stage": STAGE_NEW, "attempts": 0,
+            "idempotency_key": key, "next_attempt_at": now, "error_log": [],
+            "created_at": now, "updated_at": now,
+            "dispatched_at": now if job_id else None, "job_id": job_id,
+        })
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        document = json.dumps(rows, default=_json_default, separators=(",", ":"))
+        stored = session.scalars(sa.select(QueueItem).from_statement(_PG_STORE),
+                                 {"rows": document, "now": now})
+        return sorted(stored, key=lambda item: item.id)  # ids follow the order given
+    # SQLite (the embedded default): the ORM's multi-row INSERT ... RETURNING.
+    return list(session.scalars(
+        sa.insert(QueueItem).returning(QueueItem, sort_by_parameter_order=True), rows))
+
+
+# PostgreSQL: the whole batch is one short statement with one JSON parameter, so the driver
+# prepares it once per connection instead of parsing a 200-row VALUES list per request (most
+# of the request's cost). Rows are numbered as given and ids drawn in that order, which is
+# what keeps a record's changes in order.
+_PG_STORE = sa.text("""
+INSERT INTO api_queue_items (object, record_id, operation, fields, previous_fields, stage,
+    idempotency_key, status, attempts, next_attempt_at, error_log, created_at, updated_at,
+    dispatched_at, job_id, lease_token)
+SELECT r.object, r.record_id, r.operation, r.fields, r.previous_fields, r.stage,
+    r.idempotency_key, r.status, 0, :now, '[]'::jsonb, :now, :now, r.dispatched_at, r.job_id, 0
+FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS (object text, record_id text,
+    operation text, fields jsonb, previous_fields jsonb, stage text, idempotency_key text,
+    status text, dispatched_at timestamptz, job_id text)) WITH ORDINALITY
+    AS r(object, record_id, operation, fields, previous_fields, stage, idempotency_key,
+         status, dispatched_at, job_id, n)
+ORDER BY r.n
+RETURNING """ + ", ".join(c.name for c in QueueItem.__table__.c)).columns(*QueueItem.__table__.c)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a queue row")
 
 
 def accept_writeback(session: Session, *, obj: str, record_id: str, gateway_id: str,
