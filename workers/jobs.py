@@ -51,6 +51,7 @@ def _run(model: Any, name: str, work: Callable[[Runtime, Lease], dict[str, int]]
                 fail_held(rt.db, model, lease, exc, stage="job",
                           schedule=s.retry_schedule, jitter=s.retry_jitter)
                 counts = {"errors": 1}
+        rt.telemetry.flush()  # the job's partner calls show as it ends
         counts = {**counts, "fenced": lease.fenced}
         log.info(name, extra=counts)
         return counts

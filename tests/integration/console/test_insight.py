@@ -243,3 +243,19 @@ def test_openapi_documents_every_console_endpoint_and_docs_work_offline(
     docs = client.get("/api/v1/docs").get_data(as_text=True)
     assert "/api/v1/docs/assets/swagger-ui-bundle.js" in docs and "cdn" not in docs
     assert client.get("/api/v1/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_partner_calls_counted_in_a_worker_reach_every_other_process(rt: Runtime) -> None:
+    """A worker counts its partner calls in memory and sends them in one pipeline: when a
+    job ends (``flush``), at most PARTNER_CALLS_EVERY apart, and at exit. None is lost."""
+    from app.telemetry import Telemetry
+
+    worker, web = Telemetry(rt.redis), Telemetry(rt.redis)
+    for outcome in ("201", "201", "429"):
+        worker.partner_call("gateway", outcome)
+    worker.flush()
+    worker.partner_call("gateway", "201")
+    worker.flush()
+    calls = {labels["outcome"]: value for name, labels, value in web.counters()
+             if name == "partner_calls"}
+    assert calls == {"ok": 3.0, "429": 1.0}
