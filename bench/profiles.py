@@ -18,6 +18,8 @@ from bench.intake import PATH, bodies
 from bench.stack import Stack
 from bench.workload import create_contacts, trigger_idle
 
+PROFILER = ("-m", "pyinstrument", "-r", "text", "--no-color", "-o")
+
 
 def worker(stack: Stack, records: int) -> str:
     stack.reset()
@@ -27,7 +29,7 @@ def worker(stack: Stack, records: int) -> str:
     try:
         create_contacts(stack, records, prefix="P")
         trigger_idle(stack)
-        subprocess.run([PY, "-m", "pyinstrument", "-r", "text", "--no-color", "-o", str(out),
+        subprocess.run([PY, *PROFILER, str(out),
                         "-m", "app.cli", "worker", "--burst"], env=stack.env, check=True,
                        cwd=stack.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=900)

