@@ -46,6 +46,25 @@ class Ports:
                    int(os.environ.get("GATEWAY_SIM_PORT", 8002)))
 
 
+class Addresses:
+    """The base URLs of a local stack, for whatever holds its ``ports`` (the bench's stack,
+    the end-to-end tests' world)."""
+
+    ports: Ports
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.ports.web}"
+
+    @property
+    def sf(self) -> str:
+        return f"https://127.0.0.1:{self.ports.salesforce}"
+
+    @property
+    def gw(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+
 def emulator_procs(home: Path, ports: Ports, trigger_key: str, settings: Settings) -> list[Proc]:
     web = f"http://127.0.0.1:{ports.web}"
     return [

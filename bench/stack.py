@@ -27,7 +27,16 @@ from app.auth import create_key
 from app.config import Settings
 from app.models import metadata
 from app.runtime import Runtime
-from app.supervisor import PY, Ports, Proc, emulator_procs, paybridge_procs, start, stop
+from app.supervisor import (
+    PY,
+    Addresses,
+    Ports,
+    Proc,
+    emulator_procs,
+    paybridge_procs,
+    start,
+    stop,
+)
 from app.supervisor import wait_http as _wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +113,7 @@ def end_on_signals() -> None:
 
 
 @dataclass
-class Stack:
+class Stack(Addresses):
     database_url: str
     redis_url: str
     home: Path
@@ -133,18 +142,6 @@ class Stack:
         atexit.register(self.close)
 
     # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def web(self) -> str:
-        return f"http://127.0.0.1:{self.ports.web}"
-
-    @property
-    def sf(self) -> str:
-        return f"https://127.0.0.1:{self.ports.salesforce}"
-
-    @property
-    def gw(self) -> str:
-        return f"http://127.0.0.1:{self.ports.gateway}"
 
     @property
     def ca(self) -> str:

@@ -23,6 +23,7 @@ from app.auth import create_key
 from app.config import Settings
 from app.runtime import Runtime
 from app.supervisor import (
+    Addresses,
     Ports,
     Proc,
     emulator_procs,
@@ -55,7 +56,7 @@ def session() -> requests.Session:
 
 
 @dataclass
-class Stack:
+class Stack(Addresses):
     home: Path
     env: dict[str, str]
     ports: Ports
@@ -63,18 +64,6 @@ class Stack:
     procs: list[Proc]
     admin_key: str = ""
     http: requests.Session = field(default_factory=session)
-
-    @property
-    def web(self) -> str:
-        return f"http://127.0.0.1:{self.ports.web}"
-
-    @property
-    def sf(self) -> str:
-        return f"https://127.0.0.1:{self.ports.salesforce}"
-
-    @property
-    def gw(self) -> str:
-        return f"http://127.0.0.1:{self.ports.gateway}"
 
     def sf_call(self, method: str, path: str, **kw: Any) -> requests.Response:
         return self.http.request(method, self.sf + path, verify=self.env["SALESFORCE_CA_BUNDLE"],
