@@ -13,6 +13,9 @@ goes the per-resource path, so the one that raises is failed alone and the other
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import replace
 
 from app.records.models import RecordLink
 from app.workrows.leases import Lease
@@ -30,6 +33,7 @@ def apply_together(ctx: WebhookContext, items: list[Touched], lease: Lease) -> l
     longer held under ``lease`` is in neither: nothing is written for it."""
     if not items:
         return []
+    failures = _Failures()
     try:
         with ctx.db.transaction() as session:
             links = service.held_links(session, [(i.obj, i.gateway_id) for i in items], lease)
@@ -37,8 +41,9 @@ def apply_together(ctx: WebhookContext, items: list[Touched], lease: Lease) -> l
             plain = [i for i in held if _plain(i, links[(i.obj, i.gateway_id)])]
             events = service.lease_events_of(
                 session, ctx.db, [(i.resource_type, i.gateway_id) for i in plain], lease)
+            counting = replace(ctx, telemetry=failures)
             for item in plain:
-                classify_events(ctx, session, item, links[(item.obj, item.gateway_id)],
+                classify_events(counting, session, item, links[(item.obj, item.gateway_id)],
                                 events[(item.resource_type, item.gateway_id)])
     except Exception as exc:  # noqa: BLE001 - each resource alone finds (and fails) the culprit
         log.warning("applying the job's resources together failed; each goes alone",
@@ -46,6 +51,8 @@ def apply_together(ctx: WebhookContext, items: list[Touched], lease: Lease) -> l
         for item in items:
             item.forget()
         return list(items)
+    if failures.by_object and ctx.telemetry is not None:
+        ctx.telemetry.failed("webhook", dict(failures.by_object))
     if len(held) < len(items):
         lease.drop("apply", rows=len(items) - len(held))
     done = {id(i) for i in plain}
@@ -56,3 +63,14 @@ def _plain(item: Touched, link: RecordLink) -> bool:
     """Whether the resource's events can be classified with nothing asked of the gateway:
     ``webhooks.starting`` only asks about a resource whose status Paybridge does not know."""
     return link.status is not None or lifecycle_for(item.resource_type) is None
+
+
+class _Failures:
+    """The events made Failed in the together transaction, counted once it has committed
+    (a rolled-back one counts nothing: its resources are classified again alone)."""
+
+    def __init__(self) -> None:
+        self.by_object: Counter[str] = Counter()
+
+    def failed(self, queue: str, by_object: Mapping[str, int]) -> None:
+        self.by_object.update(by_object)

@@ -52,29 +52,50 @@ def applied_once(rt: Runtime) -> Counter[str]:
             StatusHistory.event_id.is_not(None))))
 
 
+class FailedCounts:
+    """Stands in for app.telemetry.Telemetry: what the job counts as Failed."""
+
+    def __init__(self) -> None:
+        self.failed_by_object: Counter[str] = Counter()
+
+    def failed(self, queue: str, by_object: dict[str, int]) -> None:
+        self.failed_by_object.update(by_object)
+
+    def processed(self, queue: str, items: object) -> None:
+        pass
+
+
 def test_one_resource_that_raises_is_failed_alone_and_the_others_apply(emulators) -> None:
     rt, gw, _ = emulators
     good, bad, other = known_payments(rt, gw, 3)
-    ids = deliver(rt, [(f"ES{p}", p, "submitted", 2) for p in (good, bad, other)]
-                  + [(f"EF{p}", p, "confirmed", 3) for p in (good, bad, other)])
+    # Resources are classified in the order of their first event: ``other``'s illegal event
+    # is failed before ``bad`` raises.
+    ids = deliver(rt, [(f"EX{other}", other, "cancelled", 2), (f"EF{other}", other, "confirmed", 3)]
+                  + [(f"ES{p}", p, "submitted", 2) for p in (good, bad)]
+                  + [(f"EF{p}", p, "confirmed", 3) for p in (good, bad)])
     with rt.db.transaction() as session:
         # A payload our code does not expect (details is a string): classifying it raises.
         session.execute(sa.update(WebhookEvent).where(WebhookEvent.event_id == f"ES{bad}")
                         .values(payload={"details": "not an object"}))
+    lease, counts = held(rt, "job-a"), FailedCounts()
+    job = ctx(rt)
+    job.telemetry = counts
 
-    lease = held(rt, "job-a")
-    process_events(ctx(rt), ids, lease)
+    process_events(job, ids, lease)
 
     assert lease.fenced == 0  # what the rolled-back attempt noted was forgotten
-    for pay in (good, other):
-        assert statuses(rt, pay) == ["pending_submission", "submitted", "confirmed"]
+    assert statuses(rt, good) == ["pending_submission", "submitted", "confirmed"]
+    assert statuses(rt, other) == ["pending_submission", "cancelled"]
     assert statuses(rt, bad) == ["pending_submission"]
     with rt.db.transaction() as session:
         left = {e.event_id: e for e in session.scalars(sa.select(WebhookEvent))}
-    assert set(left) == {f"ES{bad}", f"EF{bad}"}  # the others were finished
+    assert set(left) == {f"ES{bad}", f"EF{bad}", f"EF{other}"}  # the others were finished
     broken = left[f"ES{bad}"]
     assert (broken.status, broken.attempts) == ("pending", 1)  # retried on the schedule
     assert "AttributeError" in (broken.last_error or "")
+    assert left[f"EF{other}"].status == "failed"  # cannot become confirmed once cancelled
+    # counted once: the rolled-back together attempt failed it too, but that did not happen
+    assert counts.failed_by_object == {"payments": 1}
     assert all(e.lease_owner is None for e in left.values())
     assert set(applied_once(rt).values()) == {1}
 
