@@ -30,9 +30,14 @@ from webhooks.replacement import replacement_of
 
 
 def classify_resource(ctx: WebhookContext, item: Touched, lease: Lease) -> None:
-    """Lease one resource's events and classify them, in a transaction of its own."""
+    """Lease one resource's events and classify them, in a transaction of its own; nothing
+    when the resource is no longer held under ``lease``."""
+    key = (item.obj, item.gateway_id)
     with ctx.db.transaction() as session:
-        link = records.upsert_link(session, item.obj, crm_id=None, gateway_id=item.gateway_id)
+        link = service.held_links(session, [key], lease).get(key)
+        if link is None:
+            lease.drop("apply", gateway_id=item.gateway_id)
+            return
         events = service.lease_resource_events(session, ctx.db, item.resource_type,
                                                item.gateway_id, lease)
         classify_events(ctx, session, item, link, events)

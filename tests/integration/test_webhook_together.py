@@ -20,6 +20,7 @@ from tests.integration.test_webhook_apply import ctx, gateway_payment, statuses
 from tests.leases import held
 from webhooks import intake
 from webhooks.apply import process_events
+from webhooks.classification import classify_resource
 from webhooks.coalescing import claim_resources
 from webhooks.context import Touched
 from webhooks.models import WebhookEvent
@@ -116,8 +117,9 @@ def test_a_job_that_lost_its_lease_writes_nothing_and_the_new_holder_applies_onc
 
     late = [Touched(obj, gateway_id) for _, gateway_id, obj in claimed.leased]
     assert apply_together(ctx(rt), late, stalled) == []
+    classify_resource(ctx(rt), late[0], stalled)  # the path of a resource new to Paybridge
 
-    assert all(not item.event_ids for item in late) and stalled.fenced == 3
+    assert all(not item.event_ids for item in late) and stalled.fenced == 4
     assert all(statuses(rt, pay) == ["pending_submission"] for pay in pays)
     with rt.db.transaction() as session:
         assert all(e.lease_owner is None for e in session.scalars(sa.select(WebhookEvent)))
