@@ -63,6 +63,8 @@ def claim_resources(db: Database, ids: Sequence[int], lease: Lease, limit: int,
         if job_id is not None:
             ids = list(session.scalars(sa.select(events.c.id).where(
                 events.c.id.in_(list(ids)), events.c.job_id == job_id)))
+        if not ids:  # event mode: most per-event jobs find their event taken with its delivery
+            return claimed
         own = _own_resources(session, ids)
         mapped = [(t, r) for t, r in own if r is not None and t in RESOURCE_TO_OBJECT]
         claimed.unlinked = [(t, r) for t, r in own if (t, r) not in mapped]

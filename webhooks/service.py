@@ -53,10 +53,42 @@ def holds_resource(session: Session, obj: str, gateway_id: str, lease: Lease) ->
 
 
 def release_resource(db: Database, obj: str, gateway_id: str, lease: Lease) -> None:
+    release_resources(db, [(obj, gateway_id)], lease)
+
+
+def release_resources(db: Database, keys: Collection[tuple[str, str]], lease: Lease) -> None:
+    """Give back every (object, gateway id) of ``keys`` still held under ``lease``, in one
+    statement."""
+    if not keys:
+        return
     with db.transaction() as session:
         session.execute(sa.update(links).where(
-            links.c.object == obj, links.c.gateway_id == gateway_id,
-            owned(links, lease)).values(lease_owner=None, lease_until=None))
+            keyed(links.c.object, links.c.gateway_id, keys), owned(links, lease))
+            .values(lease_owner=None, lease_until=None))
+
+
+def held_links(session: Session, keys: Collection[tuple[str, str]],
+               lease: Lease) -> dict[tuple[str, str], RecordLink]:
+    """(object, gateway id) -> link, of the resources of ``keys`` still held under ``lease``,
+    locked (PostgreSQL) in id order, as ``records.upsert_links`` locks them: one query."""
+    if not keys:
+        return {}
+    found = session.scalars(sa.select(RecordLink).where(
+        keyed(links.c.object, links.c.gateway_id, keys), owned(links, lease))
+        .order_by(RecordLink.id).with_for_update())
+    return {(link.object, str(link.gateway_id)): link for link in found}
+
+
+def keyed(kind: sa.ColumnElement[Any], key: sa.ColumnElement[Any],
+          keys: Collection[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """Rows whose (``kind``, ``key``) is one of ``keys``: ``kind = k AND key IN (...)`` per
+    kind, which PostgreSQL matches in one index scan each (a row-value list it plans arm by
+    arm)."""
+    by_kind: dict[str, list[str]] = {}
+    for k, v in sorted(set(keys)):
+        by_kind.setdefault(k, []).append(v)
+    return sa.or_(sa.false(), *(sa.and_(kind == k, key.in_(values))
+                                for k, values in by_kind.items()))
 
 
 def retry_soon(db: Database, ids: Sequence[int], resources: Sequence[tuple[str, str]],
@@ -83,15 +115,32 @@ def lease_resource_events(session: Session, db: Database, resource_type: str,
                           resource_id: str | None, lease: Lease) -> list[WebhookEvent]:
     """Every workable event of the resource, oldest first: parked ones too, whatever their
     next look, because an event applied now may be exactly what they wait for."""
+    return _lease_events(session, db, sa.and_(events.c.resource_type == resource_type,
+                                              events.c.resource_id == resource_id), lease)
+
+
+def lease_events_of(session: Session, db: Database, keys: Collection[tuple[str, str]],
+                    lease: Lease) -> dict[tuple[str, str], list[WebhookEvent]]:
+    """``lease_resource_events`` for many resources ((resource type, id) each) in one
+    statement and one query; every key is in the answer, with no events if none is left."""
+    found: dict[tuple[str, str], list[WebhookEvent]] = {key: [] for key in keys}
+    if found:
+        where = keyed(events.c.resource_type, events.c.resource_id, found)
+        for ev in _lease_events(session, db, where, lease):
+            found[(ev.resource_type, str(ev.resource_id))].append(ev)
+    return found
+
+
+def _lease_events(session: Session, db: Database, where: sa.ColumnElement[bool],
+                  lease: Lease) -> list[WebhookEvent]:
+    """Lease the workable events matching ``where`` and read every one held, oldest first
+    (per resource: the order they are classified in)."""
     now = utcnow()
     leases.grant(session, db, events, sa.and_(
-        events.c.resource_type == resource_type, events.c.resource_id == resource_id,
-        events.c.status.in_(WORKABLE), sa.or_(leases.free(events, now), owned(events, lease))),
-        lease)
+        where, events.c.status.in_(WORKABLE),
+        sa.or_(leases.free(events, now), owned(events, lease))), lease)
     return list(session.scalars(
-        sa.select(WebhookEvent).where(WebhookEvent.resource_type == resource_type,
-                                      WebhookEvent.resource_id == resource_id,
-                                      owned(events, lease))
+        sa.select(WebhookEvent).where(where, owned(events, lease))
         .order_by(WebhookEvent.event_time, WebhookEvent.event_id)))
 
 
