@@ -157,7 +157,7 @@ def _finish(ctx: WebhookContext, ids: list[int], lease: Lease) -> int:
             finished.append((ev.resource_type, ev.created_at))
             done(session, ev, ctx.settings)
     if len(finished) < len(ids):
-        lease.drop("finish", events=len(ids) - len(finished))
+        lease.drop("finish", len(ids) - len(finished))
     if ctx.telemetry is not None:
         ctx.telemetry.processed("webhook", finished)
     return len(finished)

@@ -23,6 +23,7 @@ from webhooks.apply import process_events
 from webhooks.classification import classify_resource
 from webhooks.coalescing import claim_resources
 from webhooks.context import Touched
+from webhooks.crm_write import _finish
 from webhooks.models import WebhookEvent
 from webhooks.schemas import EventSchema
 from webhooks.together import apply_together
@@ -130,3 +131,22 @@ def test_a_job_that_lost_its_lease_writes_nothing_and_the_new_holder_applies_onc
     with rt.db.transaction() as session:
         assert session.scalars(sa.select(WebhookEvent)).all() == []
         assert records.find_link(session, "Payment", gateway_id=pays[0]).lease_owner is None
+
+
+def test_events_no_longer_held_at_the_finish_are_each_counted_as_dropped(emulators) -> None:
+    """A job whose events were taken from it before it finished them finishes none and
+    counts every one it lost (the fencing figure operators read), not one per step."""
+    rt, gw, _ = emulators
+    pays = known_payments(rt, gw, 2)
+    ids = deliver(rt, [(f"ED{p}", p, "submitted", 2) for p in pays])
+    thief = held(rt, "thief")
+    with rt.db.transaction() as session:  # the events are another job's now
+        session.execute(sa.update(WebhookEvent).where(WebhookEvent.id.in_(ids)).values(
+            lease_owner=thief.owner, lease_token=thief.token,
+            lease_until=datetime.now(UTC) + timedelta(seconds=60)))
+    late = held(rt, "late")
+    assert _finish(ctx(rt), ids, late) == 0
+    assert late.fenced == len(ids) == 2
+    with rt.db.transaction() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)
+                              .where(WebhookEvent.id.in_(ids))) == 2  # nothing finished
