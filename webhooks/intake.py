@@ -25,8 +25,6 @@ from app.runtime import Runtime
 from app.workrows.dispatch import enqueue_marked
 from webhooks.models import WebhookEvent
 
-SINGLE_EVENT_JOB = 1
-
 
 def resource_id(event: dict[str, Any]) -> str | None:
     """GoCardless links an event to its resource under the singular name ("payment")."""
@@ -122,9 +120,34 @@ def _assign_jobs(rt: Runtime, rows: list[dict[str, Any]]) -> None:
     """Stamp rows with their job in the same insert: no moment where the dispatcher could
     think them unassigned. Scheduled mode leaves them to the clock's sweep."""
     mode = rt.settings.webhook_mode
-    size = SINGLE_EVENT_JOB if mode == "event" else max(1, len(rows))
-    job_ids = new_job_ids(len(rows), size) if mode != "scheduled" else []
+    if mode == "scheduled":
+        for row in rows:
+            row["job_id"] = row["dispatched_at"] = None
+        return
+    groups = ([[row] for row in rows] if mode == "event"
+              else _jobs_by_resource(rows, rt.settings.batch_size))
     now = utcnow()
-    for index, row in enumerate(rows):
-        row["job_id"] = job_ids[index // size] if job_ids else None
-        row["dispatched_at"] = now if job_ids else None
+    for job_id, group in zip(new_job_ids(len(groups), 1), groups, strict=True):
+        for row in group:
+            row["job_id"] = job_id
+            row["dispatched_at"] = now
+
+
+def _jobs_by_resource(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Rows packed into jobs of at most ``size`` rows, every resource's rows in one job:
+    two jobs of one delivery would otherwise contend for that resource's lease, and the
+    loser would wait out the winner. A resource with more than ``size`` events of its own
+    still gets a single job (its events are applied in order by one holder anyway)."""
+    by_resource: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_resource.setdefault((row["resource_type"], row["resource_id"]), []).append(row)
+    jobs: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for group in by_resource.values():
+        if current and len(current) + len(group) > size:
+            jobs.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        jobs.append(current)
+    return jobs
