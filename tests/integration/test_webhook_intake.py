@@ -208,3 +208,16 @@ def test_event_mode_still_gives_every_event_its_own_job(rt: Runtime) -> None:
         assert post(client, body).status_code == 204
     moded.db.dispose()
     assert len({r.job_id for r in stored(rt)}) == 5
+
+
+def test_times_and_text_are_stored_exactly_as_received(client: FlaskClient, rt: Runtime) -> None:
+    # An offset with seconds is valid ISO 8601; rounding it away would move the event in time.
+    when = "2026-11-22T10:00:00.123456+01:00:30"
+    body = json.dumps({"events": [event(1, created_at=when, details={"note": "é \u00fc ✓"}),
+                                  event(2, created_at="2026-11-22T10:00:00-05:00")]}).encode()
+    assert post(client, body).status_code == 204
+    first, second = stored(rt)
+    assert first.event_time == datetime.fromisoformat(when)
+    assert second.event_time == datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+    assert first.payload["created_at"] == when
+    assert first.payload["details"]["note"] == "é \u00fc ✓"
