@@ -197,10 +197,12 @@ class Settings:
     # header is ignored (a client could write anything in it).
     trusted_proxy_count: int = field(default=0, metadata={"env": "TRUSTED_PROXY_COUNT",
                                      "parse": int})
-    # event: one job per event (like a Platform Event); batch: one job per delivery;
-    # scheduled: the clock's sweep only. In every mode a job also applies the events
-    # delivered with its own (webhooks.coalescing), so the CRM writes stay batched.
-    webhook_mode: str = field(default="event", metadata={
+    # batch: a delivery's events in jobs of up to batch_size, a resource never split over
+    # two (one RQ job per event cost intake most of its CPU); event: one job per event
+    # (like a Platform Event); scheduled: the clock's sweep only. In every mode a job also
+    # applies the events delivered with its own (webhooks.coalescing), so the CRM writes
+    # stay batched.
+    webhook_mode: str = field(default="batch", metadata={
         "env": "WEBHOOK_MODE", "parse": _choice("event", "batch", "scheduled")})
     webhook_keep_applied: float = field(default=0.0, metadata={
         "env": "WEBHOOK_KEEP_APPLIED", "parse": _seconds})

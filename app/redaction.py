@@ -46,14 +46,30 @@ _NAMED = re.compile(
 )
 
 
+# What the patterns above need, each checked on its own (one alternation of them all costs
+# more than the four passes): a digit (every pattern); then, in ASCII text, a word starting
+# with an IBAN's country and check digits and 11 more characters (a masked IBAN has 15 at
+# least), a word of six digits (_PAIR's account number) or a keyword of _KEYED or _NAMED.
+# Text without them has nothing to mask (most strings of a payload: ids, timestamps,
+# actions, descriptions), so the four passes are skipped. Other text always gets them: a
+# case-blind match of a keyword may begin with a non-ASCII letter ("\u017fort code", a long s).
+# tests/unit/test_redaction.py holds redact() to the four passes.
 _DIGIT = re.compile(r"\d")
+_IBAN_LIKE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11}")
+_SIX_DIGITS = re.compile(r"\b\d{6}")
+_KEYWORD = re.compile(r"[sSbBaAiI](?i:ort|ranch|cc(?:oun)?t|ban|/c)")
 
 
 def redact(text: str) -> str:
-    # Every pattern below needs at least one digit: text without one has nothing to mask
-    # (most strings of a payload: ids, actions, descriptions), so skip the four passes.
     if not text or _DIGIT.search(text) is None:
         return text
+    if text.isascii() and _IBAN_LIKE.search(text) is None and (
+            _SIX_DIGITS.search(text) is None and _KEYWORD.search(text) is None):
+        return text
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     # First: a spaced IBAN is longer than a keyed value.
     text = _IBAN.sub(lambda m: MASK if len(m.group(0).replace(" ", "")) >= _IBAN_MIN_LENGTH
                      else m.group(0), text)
@@ -87,12 +103,15 @@ def sensitive_key(key: object) -> bool:
 
 def redact_value(value: Any) -> Any:
     """Recursively mask sensitive keys and any bank details inside strings."""
-    if isinstance(value, Mapping):
-        return {
-            k: (MASK if sensitive_key(k) and v not in (None, "") else redact_value(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
+    kind = type(value)  # exact types first: a payload is plain JSON, ABC checks cost more
+    if kind is str:
+        return redact(value)
+    if kind is dict or isinstance(value, Mapping):
+        # Strings are redacted here rather than through a call each: most values are.
+        return {k: (MASK if sensitive_key(k) and v not in (None, "")
+                    else redact(v) if type(v) is str else redact_value(v))
+                for k, v in value.items()}
+    if kind is list or isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     if isinstance(value, str):
         return redact(value)

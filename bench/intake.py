@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.config import Settings
 from app.supervisor import Proc, paybridge_procs
 from bench import store_app
 from bench.loadgen import LoadResult, post_all
@@ -29,6 +30,12 @@ from webhooks.signature import sign
 
 PATH = "/webhooks/gocardless"
 SHARE = 0.6  # of the storage ceiling
+# The target holds for the mode Paybridge runs in when WEBHOOK_MODE is not set; the other
+# mode that enqueues at intake is measured beside it.
+_DEFAULTS = Settings.from_env(environ={})
+DEFAULT_MODE = _DEFAULTS.webhook_mode
+OTHER_MODE = "event" if DEFAULT_MODE == "batch" else "batch"
+_JOBS = {"batch": f"jobs of up to {_DEFAULTS.batch_size} events", "event": "one job per event"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ def run(stack: Stack, params: IntakeParams) -> Iterator[Figure]:
                  ceiling=verify_only["events_per_s"], ceiling_label="verify-only",
                  detail=ceiling)
     sent = 0
-    web = stack.start_web()
+    web = stack.start_web({"WEBHOOK_MODE": DEFAULT_MODE})
     try:
         meter = CpuMeter([web])
         meter.start()
@@ -139,7 +146,8 @@ def run(stack: Stack, params: IntakeParams) -> Iterator[Figure]:
         share = stored["events_per_s"] / ceiling["events_per_s"]
         yield Figure(
             "intake.events_per_s",
-            f"webhook intake, {size}-event batches, concurrency {c}, WEBHOOK_MODE=event",
+            f"webhook intake, {size}-event batches, concurrency {c}, "
+            f"WEBHOOK_MODE={DEFAULT_MODE} (the default: {_JOBS[DEFAULT_MODE]})",
             stored["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
             ceiling_label="storage ceiling", target=f">= {SHARE:.0%} of ceiling",
             passed=share >= SHARE and in_db == sent and set(stored["statuses"]) == {204},
@@ -173,19 +181,21 @@ def run(stack: Stack, params: IntakeParams) -> Iterator[Figure]:
     finally:
         stack.stop([web])
     _analyse(stack)
-    # One job per delivery instead of one per event: what enqueueing costs at intake.
-    web = stack.start_web({"WEBHOOK_MODE": "batch"})
+    # The other mode, for what its enqueueing costs at intake: no throughput target of its
+    # own, but every event must still be stored.
+    web = stack.start_web({"WEBHOOK_MODE": OTHER_MODE})
     try:
-        batch_mode = _summary(_load(stack.ports.web, bodies(params.batches + 4, size, secret),
-                                    c), size)
+        other = _summary(_load(stack.ports.web, bodies(params.batches + 4, size, secret), c),
+                         size)
         sent += (params.batches + 4) * size
     finally:
         stack.stop([web])
     in_db = stack.count("SELECT count(*) FROM webhook_events")
-    yield Figure("intake.batch_mode.events_per_s",
-                 "webhook intake, WEBHOOK_MODE=batch (one job per delivery)",
-                 batch_mode["events_per_s"], "events/s", ceiling=ceiling["events_per_s"],
-                 ceiling_label="storage ceiling", target=f">= {SHARE:.0%} of ceiling",
-                 passed=(batch_mode["events_per_s"] >= SHARE * ceiling["events_per_s"]
-                         and in_db == sent and set(batch_mode["statuses"]) == {204}),
-                 detail={**batch_mode, "events_in_database": in_db, "events_sent": sent})
+    yield Figure(f"intake.{OTHER_MODE}_mode.events_per_s",
+                 f"webhook intake, WEBHOOK_MODE={OTHER_MODE} ({_JOBS[OTHER_MODE]}; not the "
+                 f"default)", other["events_per_s"], "events/s",
+                 ceiling=ceiling["events_per_s"], ceiling_label="storage ceiling",
+                 target="every event stored",
+                 passed=in_db == sent and set(other["statuses"]) == {204},
+                 detail={**other, "share": other["events_per_s"] / ceiling["events_per_s"],
+                         "events_in_database": in_db, "events_sent": sent})

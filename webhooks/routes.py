@@ -16,11 +16,11 @@ from app.errors import AppError, Forbidden, NotFound, ValidationFailed
 from app.schemas import DiscardSchema
 from webhooks import intake, service
 from webhooks.schemas import (
-    BatchSchema,
     EventDetailSchema,
     EventListSchema,
     EventQuerySchema,
     EventReprocessSchema,
+    load_events,
 )
 from webhooks.signature import verify
 
@@ -28,7 +28,6 @@ intake_blp = Blueprint("webhooks", __name__, url_prefix="/webhooks",
                        description="Gateway webhooks (HMAC-signed event batches)")
 admin_blp = Blueprint("webhook_events", __name__, url_prefix="/api/v1",
                       description="Webhook Events (admin)")
-_batch = BatchSchema()
 
 
 def _rt() -> Any:
@@ -81,12 +80,12 @@ def receive(endpoint: str) -> Response:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"body is not valid JSON: {exc}") from exc
     try:
-        parsed = _batch.load(document if isinstance(document, dict) else {"events": None})
+        parsed = load_events(document)
     except ValidationError as exc:
         fields = flatten(exc.messages)
         name, messages = next(iter(fields.items()))
         raise ValidationFailed(f"{name}: {messages[0]}", details={"fields": fields}) from exc
-    intake.ingest(_rt(), endpoint, document["events"], parsed["events"])
+    intake.ingest(_rt(), endpoint, document["events"], parsed)
     return Response(status=204)
 
 

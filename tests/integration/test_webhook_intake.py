@@ -170,3 +170,54 @@ def test_official_parser_accepts_what_we_accept() -> None:
     assert verify(body, header, [SECRET])
     parsed = official.parse(body, SECRET, header)
     assert [e.id for e in parsed] == ["EV000001", "EV000002"]
+
+
+def test_batch_mode_splits_a_big_delivery_without_splitting_a_resource(rt: Runtime) -> None:
+    from collections import Counter
+    from dataclasses import replace
+
+    from app.config import Settings
+    from app.web import create_app
+
+    assert Settings.from_env(environ={}).webhook_mode == "batch"  # the default
+    batched = Runtime(replace(rt.settings, webhook_mode="batch", batch_size=200))
+    # 130 resources, 4 or 5 events each, interleaved as a gateway sends them: 600 events.
+    events = [event(n, resource=f"PM{n % 130:03d}") for n in range(600)]
+    with create_app(runtime=batched).test_client() as client:
+        assert post(client, json.dumps({"events": events}).encode()).status_code == 204
+    batched.db.dispose()
+    rows = stored(rt)
+    assert len(rows) == 600
+    per_job = Counter(r.job_id for r in rows)
+    assert len(per_job) >= 3 and None not in per_job
+    assert max(per_job.values()) <= 200
+    jobs_of = {}
+    for r in rows:
+        jobs_of.setdefault(r.resource_id, set()).add(r.job_id)
+    assert all(len(jobs) == 1 for jobs in jobs_of.values()), "a resource split over jobs"
+
+
+def test_event_mode_still_gives_every_event_its_own_job(rt: Runtime) -> None:
+    from dataclasses import replace
+
+    from app.web import create_app
+
+    moded = Runtime(replace(rt.settings, webhook_mode="event"))
+    with create_app(runtime=moded).test_client() as client:
+        body = json.dumps({"events": [event(n, resource="PM1") for n in range(5)]}).encode()
+        assert post(client, body).status_code == 204
+    moded.db.dispose()
+    assert len({r.job_id for r in stored(rt)}) == 5
+
+
+def test_times_and_text_are_stored_exactly_as_received(client: FlaskClient, rt: Runtime) -> None:
+    # An offset with seconds is valid ISO 8601; rounding it away would move the event in time.
+    when = "2026-11-22T10:00:00.123456+01:00:30"
+    body = json.dumps({"events": [event(1, created_at=when, details={"note": "é \u00fc ✓"}),
+                                  event(2, created_at="2026-11-22T10:00:00-05:00")]}).encode()
+    assert post(client, body).status_code == 204
+    first, second = stored(rt)
+    assert first.event_time == datetime.fromisoformat(when)
+    assert second.event_time == datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+    assert first.payload["created_at"] == when
+    assert first.payload["details"]["note"] == "é \u00fc ✓"

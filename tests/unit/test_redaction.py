@@ -1,9 +1,18 @@
 import logging
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from app.logs import ContextFilter, log_context
-from app.redaction import MASK, bank_detail_fields, redact, redact_value, sensitive_key
+from app.redaction import (
+    MASK,
+    _mask,
+    bank_detail_fields,
+    redact,
+    redact_value,
+    sensitive_key,
+)
 
 
 @pytest.mark.parametrize("text", [
@@ -65,3 +74,43 @@ def test_bank_detail_fields_names_each_field_and_pairs_split_values() -> None:
     assert bank_detail_fields({"A": "200000", "Amount": "12.50"}) == []
     assert bank_detail_fields({"Sort_Code__c": "200000"},
                               allowed=frozenset({"Sort_Code__c"})) == []
+
+
+# Pieces that make up bank details, ids and timestamps, so that random text often comes close.
+_PIECES = st.sampled_from([
+    "1", "12", "123456", "31926819", "20201555555555", "-", " ", "/", ":", "=", '"', "\\\"",
+    "GB", "GB33", "BUKB", "EV", "PM0001ABC", "T", "Z", ".", "+00:00", "2026-11-22T10:00:00",
+    "sort", "Sort", "SORT", "code", "_", "account", "Account", "acct", "a/c", "A/C", "no.",
+    "number", "iban", "IBAN", "branch", "Number__c", "\u017f", "\u0130", "K", "x", "\n",
+])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+@example("sort code 12-34-56 account 31926819")
+@example("\u017fort code is 123456")
+@example("\u017fort_code=12")
+@example("\u0130BAN: 12")
+@example("a/c 12 34 56")
+@example("Acct no. 12-34-56-78")
+@example("branch code 12 34 56")
+@example("GB33 BUKB 2020 1555 5555 55")
+def test_the_shortcut_masks_what_the_four_passes_mask(text: str) -> None:
+    assert redact(text) == _mask(text)
+
+
+@pytest.mark.parametrize("value", [
+    "GB33BUKB20201555555555", "12-34-56 31926819", "account 31926819", "a/c 12345678",
+    "acct: 31926819", "iban=GB33BUKB20201555555555", "\u017fort code 123456",
+    "\u017fort_code=12", "a/c 12 34 56",
+    "2026-11-22T10:00:00Z sort code 12-34-56 account 31926819",
+])
+def test_bank_details_in_an_id_or_a_timestamp_are_still_masked(value: str) -> None:
+    out = redact_value({"id": value, "created_at": value, "links": {"payment": value}})
+    assert all(MASK in v for v in (out["id"], out["created_at"], out["links"]["payment"]))
+
+
+@pytest.mark.parametrize("value", ["EV0001ABC2DEFG", "2026-11-22T10:00:00.123Z",
+                                   "PMB900F47316000000000", "payment_confirmed"])
+def test_ids_and_timestamps_are_left_as_they_are(value: str) -> None:
+    assert redact(value) == value
