@@ -64,6 +64,12 @@ def _check_source() -> None:
             f"request came from {address or 'an unreadable address'}")
 
 
+def _not_json(name: str) -> Any:
+    """Python's parser takes NaN and Infinity, which JSON has not (RFC 8259 section 6);
+    stored, they would be changed or refused by the database: the delivery is refused."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 @intake_blp.route("/<string:endpoint>", methods=["POST"])
 @intake_blp.doc(security=[], responses={204: {"description": "stored"}, 400: {}, 413: {},
                                         403: {"description": "source not allowed"},
@@ -76,7 +82,7 @@ def receive(endpoint: str) -> Response:
     if not verify(body, request.headers.get("Webhook-Signature"), secrets):
         raise InvalidSignature("missing or invalid Webhook-Signature")
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"body is not valid JSON: {exc}") from exc
     try:

@@ -115,6 +115,11 @@ def test_the_previous_secret_is_accepted_during_rotation(rt: Runtime) -> None:
      "events[0].id"),
     (json.dumps({"events": [event(1, links="PM1")]}).encode(), "events[0].links"),
     ("{\"events\": [\"\u00e9\"]}".encode("latin-1"), "JSON"),
+    # Not JSON (RFC 8259 has no such numbers), though Python's parser takes them: storing
+    # them would change what the gateway sent.
+    (json.dumps({"events": [event(1, details={"amount": float("nan")})]}).encode(), "NaN"),
+    (json.dumps({"events": [event(1, details={"amount": float("inf")})]}).encode(),
+     "Infinity"),
 ])
 def test_malformed_batches_are_400_naming_the_problem(client: FlaskClient, rt: Runtime,
                                                      body: bytes, named: str) -> None:
