@@ -128,8 +128,8 @@ def run_suite(database_url: str, redis_url: str, *, quick: bool, home: Path,
             print("bench: profiles...", file=sys.stderr, flush=True)
             meta["profiles"] = {"worker": profiles.worker(stack, sizes.load.records),
                                 "intake": profiles.intake(stack, sizes.intake.batches // 4),
-                                "intake_batch": profiles.intake(stack, sizes.intake.batches // 4,
-                                                                "batch")}
+                                "intake_event": profiles.intake(stack, sizes.intake.batches // 4,
+                                                                "event")}
     meta["machine_after"] = machine()
     return figures, meta
 

@@ -39,8 +39,9 @@ def worker(stack: Stack, records: int) -> str:
     return Path(out).read_text()
 
 
-def intake(stack: Stack, batches: int, mode: str = "event") -> str:
-    """``mode``: WEBHOOK_MODE, event (one RQ job per event) or batch (one per delivery)."""
+def intake(stack: Stack, batches: int, mode: str = "batch") -> str:
+    """``mode``: WEBHOOK_MODE, batch (the default: jobs of up to JOB_BATCH_SIZE events of
+    one delivery) or event (one RQ job per event)."""
     from pyinstrument import Profiler
 
     stack.reset()
