@@ -1,7 +1,8 @@
 """Where the time goes: pyinstrument profiles of the two hot paths, for the README.
 
 - a burst RQ worker draining Contacts through the API queue (gateway call, link, history,
-  batched write-back), run as its own process under ``pyinstrument``;
+  batched write-back), run as its own process under ``pyinstrument``, one gateway call at
+  a time (``GATEWAY_CONCURRENCY=1``) so that the profiled thread does all the work;
 - webhook intake: signed 100-event batches posted to the Flask app in this process.
 """
 
@@ -29,8 +30,11 @@ def worker(stack: Stack, records: int) -> str:
     try:
         create_contacts(stack, records, prefix="P")
         trigger_idle(stack)
+        # One gateway call at a time, in the job's own thread: pyinstrument samples only
+        # that thread, and the lanes' threads would show as one wait.
+        env = {**stack.env, "GATEWAY_CONCURRENCY": "1"}
         subprocess.run([PY, *PROFILER, str(out),
-                        "-m", "app.cli", "worker", "--burst"], env=stack.env, check=True,
+                        "-m", "app.cli", "worker", "--burst"], env=env, check=True,
                        cwd=stack.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=900)
     finally:
