@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -40,10 +41,32 @@ class Ports:
     gateway: int = 8002
 
     @classmethod
+    def free(cls) -> Ports:
+        """Three free ports, all different (a local stack's, for the bench and the tests)."""
+        return cls(*free_ports(3))
+
+    @classmethod
     def from_env(cls) -> Ports:
         return cls(int(os.environ.get("PORT", 8000)),
                    int(os.environ.get("SALESFORCE_SIM_PORT", 8443)),
                    int(os.environ.get("GATEWAY_SIM_PORT", 8002)))
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` ports nothing listens on now, all different: every socket is held until
+    the last is bound (one at a time, the system may hand the same port out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 class Addresses:
@@ -122,7 +145,9 @@ def wait_http(url: str, timeout: float = 60.0, verify: str | bool = True) -> Non
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if session.get(url, timeout=2, verify=verify).status_code < 500:
+            # Only a success counts: another server on the port (a 404) is not the one
+            # being waited for.
+            if session.get(url, timeout=2, verify=verify).ok:
                 return
         except requests.RequestException:
             pass

@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from app.migrate import upgrade  # noqa: E402
+from app.supervisor import free_port  # noqa: E402
 from bench.chaos_checks import gateway_5xx, verify, webhook_counters  # noqa: E402
-from bench.stack import Stack, free_port, wait_until  # noqa: E402
+from bench.stack import Stack, wait_until  # noqa: E402
 from bench.workload import create_contacts, trigger_idle  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -20,12 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.config import Settings
-from app.supervisor import Proc, paybridge_procs
+from app.supervisor import Proc, free_port, paybridge_procs
 from bench import store_app
 from bench.loadgen import LoadResult, post_all
 from bench.procstats import CpuMeter
 from bench.report import Figure
-from bench.stack import Stack, free_port, wait_http
+from bench.stack import Stack, wait_http
 from webhooks.signature import sign
 
 PATH = "/webhooks/gocardless"

@@ -12,7 +12,6 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,12 +39,6 @@ from app.supervisor import (
 from app.supervisor import wait_http as _wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_session() -> requests.Session:
@@ -118,7 +111,7 @@ class Stack(Addresses):
     redis_url: str
     home: Path
     time_scale: float = 1.0
-    ports: Ports = field(default_factory=lambda: Ports(free_port(), free_port(), free_port()))
+    ports: Ports = field(default_factory=Ports.free)
     procs: list[Proc] = field(default_factory=list)
     http: requests.Session = field(default_factory=http_session)
 

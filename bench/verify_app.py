@@ -18,6 +18,9 @@ _secrets = [_settings.webhook_secret, _settings.webhook_secret_previous]
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length)
+    if environ.get("PATH_INFO") == "/":  # the readiness check
+        start_response("200 OK", [])
+        return [b""]
     if verify(body, environ.get("HTTP_WEBHOOK_SIGNATURE"), _secrets):
         start_response("204 No Content", [])
     else:

@@ -8,7 +8,6 @@ what `paybridge run` runs.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,12 +40,6 @@ FAST_ENV = {
     "DISPATCH_INTERVAL": "0.2", "SALESFORCE_LIMIT_PAUSE": "1", "GATEWAY_TIMEOUT": "2",
     "SALESFORCE_TIMEOUT": "3",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def session() -> requests.Session:
@@ -124,7 +117,7 @@ def running_stack(home: Path, database_url: str, redis_url: str,
     """Both emulators, then Paybridge (gunicorn, two workers, the clock) on ``extra_env``
     over the fast defaults. ``prepare`` runs once the emulators answer and before Paybridge
     starts: it may add to ``stack.env`` what only the emulators can tell (the org id)."""
-    ports = Ports(free_port(), free_port(), free_port())
+    ports = Ports.free()
     env = {**os.environ, **FAST_ENV, "PAYBRIDGE_HOME": str(home), "DATABASE_URL": database_url,
            "REDIS_URL": redis_url, "PORT": str(ports.web),
            "SALESFORCE_LOGIN_URL": f"https://127.0.0.1:{ports.salesforce}",

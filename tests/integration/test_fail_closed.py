@@ -5,7 +5,6 @@ deployment that forgot PAYBRIDGE_ENV ran on the published development secrets.)"
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.config import ROOT
+from app.supervisor import free_port
 
 PROCFILE = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines()
                 if ": " in line)
@@ -20,18 +20,12 @@ CONFIGURATION = ("PAYBRIDGE_", "SECRET_KEY", "GOCARDLESS_", "GATEWAY_", "SALESFO
                  "DATABASE_", "REDIS_")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("process", ["web", "worker", "clock"])
 def test_a_procfile_start_without_secrets_exits_naming_each_variable(process: str,
                                                                      tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIGURATION)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"PORT": str(_free_port()), "PAYBRIDGE_HOME": str(tmp_path)})
+    env.update({"PORT": str(free_port()), "PAYBRIDGE_HOME": str(tmp_path)})
     done = subprocess.run(["bash", "-c", f"exec {PROCFILE[process]}"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0

@@ -4,7 +4,6 @@ emulator's SOAP messages and their retries; the integration user's write-backs s
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -17,16 +16,11 @@ from werkzeug.serving import make_server
 
 from app.clients.salesforce import CrmWrite
 from app.runtime import Runtime
+from app.supervisor import free_port
 from app.web import create_app
 from queues.models import QueueItem
 
 USER = {"grant_type": "password", "username": "demo@example.com", "password": "demo"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rows(rt: Runtime) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
@@ -50,7 +44,7 @@ def test_outbound_messages_reach_the_queue_after_retries(
     http = requests.Session()
     http.trust_env = False  # REQUESTS_CA_BUNDLE would override verify (see FACTS)
     http.verify = rt.settings.salesforce_ca_bundle
-    port = _free_port()  # nothing listens yet: the first deliveries fail and are retried
+    port = free_port()  # nothing listens yet: the first deliveries fail and are retried
     org_id = http.post(f"{sf_url}/sim/outbound", json={
         "url": f"http://127.0.0.1:{port}/salesforce/outbound",
         "fields": {"Contact": ["LastName", "Email"]}}).json()["org_id"]
