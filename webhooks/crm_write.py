@@ -32,6 +32,7 @@ from webhooks.context import Touched, WebhookContext, count_failure, fail_events
 from webhooks.crm_records import ensure_crm_record
 from webhooks.models import APPLIED, WebhookEvent
 from webhooks.replacement import relink
+from webhooks.service import keyed
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +129,12 @@ def _paused_for(ctx: WebhookContext, exc: PausedError) -> float:
 
 
 def _links_of(db: Database, touched: list[Touched]) -> dict[tuple[str, str], Any]:
-    """(object, gateway id) -> link of every touched resource: one query per object."""
-    by_object: dict[str, list[str]] = {}
-    for item in touched:
-        by_object.setdefault(item.obj, []).append(item.gateway_id)
-    found: dict[tuple[str, str], Any] = {}
+    """(object, gateway id) -> link of every touched resource, in one query."""
     with db.transaction() as session:
-        for obj_name, gateway_ids in by_object.items():
-            for link in session.scalars(sa.select(RecordLink).where(
-                    RecordLink.object == obj_name, RecordLink.gateway_id.in_(gateway_ids))):
-                found[(obj_name, str(link.gateway_id))] = link
-    return found
+        return {(link.object, str(link.gateway_id)): link
+                for link in session.scalars(sa.select(RecordLink).where(keyed(
+                    RecordLink.object, RecordLink.gateway_id,
+                    [(item.obj, item.gateway_id) for item in touched])))}
 
 
 def _owned_events(session: Any, ids: Sequence[int], lease: Lease) -> list[WebhookEvent]:
